@@ -29,6 +29,7 @@
 #include "llama3/core/mapped_file.hpp"
 #include "llama3/core/parallel.hpp"
 #include "llama3/tokenizer/bpe.hpp"
+#include "llama3/tokenizer/chunks.hpp"
 #include "llama3/tokenizer/hf_tokenizer_json.hpp"
 #include "llama3/tokenizer/special_tokens.hpp"
 #include "llama3/tokenizer/split.hpp"
@@ -41,10 +42,6 @@ namespace llama3 {
 
 class Tokenizer {
 public:
-  // Meta's chunking of long inputs (tokenizer.py): tiktoken sees at most this many code points at once...
-  static constexpr std::size_t max_encode_chars = 400'000;
-  // ...and no run of more than this many consecutive whitespace or non-whitespace code points.
-  static constexpr std::size_t max_no_whitespace_chars = 25'000;
   static constexpr TokenId pad_id = -1;
 
   // Loads `path`: a tiktoken BPE file (Meta's tokenizer.model) or a Hugging Face tokenizer.json (recognised by
@@ -253,7 +250,7 @@ private:
     }
     const bool any_allowed = std::find(allowed.begin(), allowed.end(), 1) != allowed.end();
     const bool any_disallowed = std::find(disallowed.begin(), disallowed.end(), 1) != disallowed.end();
-    for_each_substring(s, [&](std::size_t offset, std::string_view sub) {
+    for_each_meta_substring(s, [&](std::size_t offset, std::string_view sub) {
       if (any_disallowed) {
         if (const auto m = find_special(sub, 0, disallowed)) {
           throw Error(std::string(), offset + m->pos,
@@ -286,52 +283,6 @@ private:
       }
     });
   }
-
-  // Meta's Tokenizer.encode cuts the text into chunks of 400,000 code points, then cuts each chunk so that no
-  // piece holds more than 25,000 consecutive whitespace (str.isspace) or non-whitespace code points, and hands each
-  // piece to tiktoken separately. f(byte offset, piece).
-  template <class F>
-  static void for_each_substring(std::string_view s, F&& f) {
-    if (s.size() <= max_no_whitespace_chars) {  // fewer code points than either limit: one piece
-      if (!s.empty()) f(0, s);
-      return;
-    }
-    const auto* const begin = reinterpret_cast<const unsigned char*>(s.data());
-    const auto* const end = begin + s.size();
-    const auto* chunk = begin;
-    while (chunk < end) {
-      const unsigned char* slice = chunk;
-      const unsigned char* p = chunk;
-      std::size_t chars = 0, run = 0;
-      bool run_is_space = false;
-      while (p < end && chars < max_encode_chars) {
-        char32_t cp;
-        int len = 1;
-        if (*p < 0x80) {
-          cp = *p;
-        } else {
-          cp = utf8::decode_valid(p, &len);
-        }
-        const bool space = (cp < 0x80) ? ascii_python_space(static_cast<unsigned char>(cp)) : unicode::is_python_space(cp);
-        if (chars == 0 || space != run_is_space) {
-          run_is_space = space;
-          run = 1;
-        } else if (++run > max_no_whitespace_chars) {
-          f(static_cast<std::size_t>(slice - begin),
-            std::string_view(reinterpret_cast<const char*>(slice), static_cast<std::size_t>(p - slice)));
-          slice = p;
-          run = 1;
-        }
-        p += len;
-        ++chars;
-      }
-      f(static_cast<std::size_t>(slice - begin),
-        std::string_view(reinterpret_cast<const char*>(slice), static_cast<std::size_t>(p - slice)));
-      chunk = p;
-    }
-  }
-
-  static bool ascii_python_space(unsigned char c) noexcept { return (c >= 9 && c <= 13) || (c >= 0x1C && c <= 0x20); }
 
   // Special tokens that start with each byte, longest first.
   void build_special_matcher() {
