@@ -50,11 +50,25 @@ inline std::uint64_t hash_bytes(const char* p, std::size_t n) noexcept {
   return h;
 }
 
+// a[0, n) == b[0, n), inline for the short strings that tokens are.
+inline bool equal_bytes(const char* a, const char* b, std::size_t n) noexcept {
+  if (n <= 8) return n == 0 || load_tail(a, n) == load_tail(b, n);
+  if (n <= 16) {
+    std::uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&a1, a + n - 8, 8);
+    std::memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return std::memcmp(a, b, n) == 0;
+}
+
 }  // namespace detail
 
 class Vocabulary {
 public:
-  Vocabulary() = default;
+  Vocabulary() : slots_(1, Slot{0, -1}) {}
 
   // tokens[id] are the bytes of token `id`. The first n_mergeable tokens are mergeable (rank == id) and must be
   // distinct; the rest (special tokens) are stored for decoding only.
@@ -101,7 +115,6 @@ public:
 
   // The rank of a mergeable token, or -1.
   TokenId rank(const char* p, std::size_t n) const noexcept {
-    if (slots_.empty()) return -1;
     const std::uint64_t h = detail::hash_bytes(p, n);
     const std::uint32_t t = tag(h);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
@@ -109,7 +122,7 @@ public:
       if (s.id < 0) return -1;
       if (s.tag == t) {
         const std::uint32_t b = offsets_[static_cast<std::size_t>(s.id)];
-        if (offsets_[static_cast<std::size_t>(s.id) + 1] - b == n && std::memcmp(arena_.data() + b, p, n) == 0) {
+        if (offsets_[static_cast<std::size_t>(s.id) + 1] - b == n && detail::equal_bytes(arena_.data() + b, p, n)) {
           return s.id;
         }
       }
