@@ -82,3 +82,22 @@ TEST_CASE("BPE of long runs of one character equals the definition", "[bpe]") {
     CHECK(out == naive_bpe(v, piece));
   }
 }
+
+TEST_CASE("BPE of long pieces of a few repeated characters equals the definition", "[bpe]") {
+  // Few distinct characters make many pairs of equal rank and many stale ones: the order of merges matters most.
+  const Vocabulary& v = test::llama3_tokenizer().vocabulary();
+  std::mt19937 rng(8);
+  const std::vector<std::string> alphabets = {"ab", "a ", "=-", "0a", "\xE4\xB8\xAD" "a", "e\n"};
+  std::uniform_int_distribution<std::size_t> len(129, 1200);
+  for (int i = 0; i < 24; ++i) {
+    const std::string& alphabet = alphabets[static_cast<std::size_t>(i) % alphabets.size()];
+    std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
+    std::string piece;
+    const std::size_t n = len(rng);
+    while (piece.size() < n) piece += alphabet[pick(rng)];
+    std::vector<TokenId> out;
+    byte_pair_encode(v, piece, [&](TokenId t) { out.push_back(t); });
+    INFO(detail::quote(piece, 200));
+    REQUIRE(out == naive_bpe(v, piece));
+  }
+}

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <queue>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -66,42 +66,71 @@ void bpe_small(const Vocabulary& v, std::string_view piece, Out& out) {
   for (std::size_t i = 0; i + 1 < count; ++i) emit_part(v, piece, parts[i].start, parts[i + 1].start, out);
 }
 
-// The same merges in O(n log n): a min-heap of (rank, start) over a linked list of parts. An entry is stale when
-// either of its two parts has changed since it was pushed; it then records a different end.
+// The same merges for long pieces, in O(n log n) with good locality. Pairs wait in one bucket per rank; the
+// buckets are taken lowest rank first, and a bucket's pairs leftmost first, which is tiktoken's order. A merge
+// never makes a pair of the rank being processed (the pair would be longer than that token), so a bucket is
+// complete when it is taken; if a merge makes a pair of a lower rank, the rest of the bucket waits for it.
+// A pair is stale when either of its parts has changed since it was made: it then spans another range.
 template <class Out>
 void bpe_large(const Vocabulary& v, std::string_view piece, Out& out) {
-  const std::size_t n = piece.size();
-  std::vector<std::uint32_t> next(n), prev(n);  // by part start; next == n at the end
-  std::vector<bool> alive(n, true);
-  for (std::size_t i = 0; i < n; ++i) {
-    next[i] = static_cast<std::uint32_t>(i + 1);
-    prev[i] = static_cast<std::uint32_t>(i == 0 ? 0 : i - 1);
+  const auto n = static_cast<std::uint32_t>(piece.size());
+  std::vector<std::uint32_t> next(n), prev(n);  // by part start; next == n at the end, 0 for a merged-away part
+  for (std::uint32_t i = 0; i < n; ++i) {
+    next[i] = i + 1;
+    prev[i] = i == 0 ? 0 : i - 1;
   }
-  struct Entry {
-    std::uint32_t rank, start, end;  // the pair spans [start, end)
-    bool operator>(const Entry& o) const { return rank != o.rank ? rank > o.rank : start > o.start; }
+  struct Pair {
+    std::uint32_t start, end;
   };
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  const auto push = [&](std::size_t start) {
-    const std::size_t mid = next[start];
-    if (mid >= n) return;
-    const std::size_t end = next[mid];
+  std::unordered_map<std::uint32_t, std::vector<Pair>> buckets;
+  std::vector<std::uint32_t> ranks;  // min-heap of the ranks whose bucket is not empty
+  const auto add = [&](std::uint32_t start, std::uint32_t end) -> std::uint32_t {
     const std::uint32_t r = pair_rank(v, piece, start, end);
-    if (r != no_rank) heap.push({r, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(end)});
+    if (r == no_rank) return r;
+    auto& bucket = buckets[r];
+    if (bucket.empty()) {
+      ranks.push_back(r);
+      std::push_heap(ranks.begin(), ranks.end(), std::greater<>());
+    }
+    bucket.push_back({start, end});
+    return r;
   };
-  for (std::size_t i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Entry e = heap.top();
-    heap.pop();
-    const std::size_t mid = next[e.start];
-    if (!alive[e.start] || mid >= n || next[mid] != e.end) continue;  // stale
-    alive[mid] = false;  // merge the right part into the left
-    next[e.start] = e.end;
-    if (e.end < n) prev[e.end] = e.start;
-    if (e.start > 0) push(prev[e.start]);
-    push(e.start);
+  const auto add_after = [&](std::uint32_t start) {  // the pair that starts at part `start`, if any
+    const std::uint32_t mid = next[start];
+    return mid < n ? add(start, next[mid]) : no_rank;
+  };
+  for (std::uint32_t i = 0; i + 1 < n; ++i) add(i, i + 2);
+
+  std::vector<Pair> work;
+  while (!ranks.empty()) {
+    std::pop_heap(ranks.begin(), ranks.end(), std::greater<>());
+    const std::uint32_t r = ranks.back();
+    ranks.pop_back();
+    work.swap(buckets[r]);
+    buckets.erase(r);
+    if (!std::is_sorted(work.begin(), work.end(), [](Pair a, Pair b) { return a.start < b.start; })) {
+      std::sort(work.begin(), work.end(), [](Pair a, Pair b) { return a.start < b.start; });
+    }
+    for (std::size_t k = 0; k < work.size(); ++k) {
+      const auto [start, end] = work[k];
+      const std::uint32_t mid = next[start];
+      if (mid == 0 || mid >= n || next[mid] != end) continue;  // stale
+      next[start] = end;  // merge the right part into the left
+      next[mid] = 0;
+      if (end < n) prev[end] = start;
+      std::uint32_t lowest = start > 0 ? add_after(prev[start]) : no_rank;
+      lowest = std::min(lowest, add_after(start));
+      if (lowest < r && k + 1 < work.size()) {  // a lower rank came up: finish it first
+        auto& rest = buckets[r];
+        rest.assign(work.begin() + static_cast<std::ptrdiff_t>(k) + 1, work.end());
+        ranks.push_back(r);
+        std::push_heap(ranks.begin(), ranks.end(), std::greater<>());
+        break;
+      }
+    }
+    work.clear();
   }
-  for (std::size_t i = 0; i < n; i = next[i]) emit_part(v, piece, i, next[i], out);
+  for (std::uint32_t i = 0; i < n; i = next[i]) emit_part(v, piece, i, next[i], out);
 }
 
 }  // namespace detail
