@@ -46,21 +46,26 @@ inline const std::array<int, 324>& byte_level_decoder() {
   return table;
 }
 
-// Byte-level spelling -> bytes; false if a character is not in the byte-level alphabet.
+// Byte-level spelling -> bytes; false if a character is not in the byte-level alphabet. Every character of that
+// alphabet is below U+0144, so one or two UTF-8 bytes.
 inline bool byte_level_decode(std::string_view text, std::string& out) {
-  out.clear();
   const auto& table = byte_level_decoder();
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
-  while (p < end) {
-    const int r = utf8::examine(p, static_cast<std::size_t>(end - p));
-    if (r <= 0) return false;
-    int len;
-    const char32_t cp = utf8::decode_valid(p, &len);
-    if (cp >= table.size() || table[cp] < 0) return false;
-    out += static_cast<char>(table[cp]);
-    p += len;
+  out.resize(text.size());
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    int cp;
+    if (c < 0x80) {
+      cp = c;
+    } else if (c >= 0xC2 && c <= 0xC5 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
+      cp = ((c & 0x1F) << 6) | (static_cast<unsigned char>(text[++i]) & 0x3F);
+    } else {
+      return false;
+    }
+    if (cp >= static_cast<int>(table.size()) || table[static_cast<std::size_t>(cp)] < 0) return false;
+    out[n++] = static_cast<char>(table[static_cast<std::size_t>(cp)]);
   }
+  out.resize(n);
   return true;
 }
 
@@ -78,10 +83,9 @@ public:
   HfTokenizerJsonReader(std::string_view data, std::string source) : data_(data), source_(std::move(source)) {}
 
   TokenizerVocab read() {
-    simdjson::dom::parser parser;
     simdjson::dom::element root;
     // The DOM parser dispatches at run time to the best SIMD kernel of this CPU, and validates the whole document.
-    if (const auto error = parser.parse(data_.data(), data_.size()).get(root)) {
+    if (const auto error = parser_.parse(data_.data(), data_.size()).get(root)) {
       throw Error(source_, std::nullopt, std::string("malformed JSON: ") + simdjson::error_message(error));
     }
     try {
@@ -211,7 +215,8 @@ private:
     where_ = "model.vocab";
     std::string bytes;
     for (auto [key, value] : object_of(member(model, "vocab"), "the vocabulary")) {
-      const std::int64_t id = int_of(value, "the id of " + detail::quote(key));
+      if (!value.is_int64()) int_of(value, "the id of " + detail::quote(key));  // fails, naming the token
+      const std::int64_t id = value.get_int64();
       if (!detail::byte_level_decode(key, bytes)) {
         fail("token " + detail::quote(key) + " is not in GPT-2's byte-level alphabet");
       }
@@ -219,32 +224,7 @@ private:
       if (id < 0 || id > 0x7FFFFFFF) fail(detail::cat("token ", detail::quote(key), " has id ", id, " out of range"));
       vocab_.emplace_back(static_cast<TokenId>(id), bytes);
     }
-    where_ = "model.merges";
-    const maybe merges = member(model, "merges");
-    if (!merges) return;
-    for (element item : array_of(merges)) {
-      const std::string what = detail::cat("merge ", merges_.size());
-      std::string_view left, right;
-      if (item.is_string()) {
-        const std::string_view s = item.get_string();
-        const std::size_t space = s.find(' ');
-        if (space == std::string_view::npos || s.find(' ', space + 1) != std::string_view::npos) {
-          fail(what + ": expected \"left right\", found " + detail::quote(s));
-        }
-        left = s.substr(0, space);
-        right = s.substr(space + 1);
-      } else {
-        const auto pair = array_of(item);
-        if (pair.size() != 2) fail(what + ": expected [left, right]");
-        left = string_of(pair.at(0), what);
-        right = string_of(pair.at(1), what);
-      }
-      std::string l, r;
-      if (!detail::byte_level_decode(left, l) || !detail::byte_level_decode(right, r) || l.empty() || r.empty()) {
-        fail(what + ": " + detail::quote(left) + " " + detail::quote(right) + " is not in GPT-2's byte-level alphabet");
-      }
-      merges_.emplace_back(std::move(l), std::move(r));
-    }
+    merges_ = member(model, "merges");
   }
 
   TokenizerVocab finish() {
@@ -281,21 +261,52 @@ public:
   // rank of the result (what makes merging by the result's rank, tiktoken's rule, give the same tokens).
   void check_merges(const Vocabulary& vocab) {
     where_ = "model.merges";
+    if (!merges_) return;
     TokenId previous = -1;
-    for (std::size_t i = 0; i < merges_.size(); ++i) {
-      const auto& [l, r] = merges_[i];
-      const TokenId merged = vocab.rank(l + r);
-      if (vocab.rank(l) < 0 || vocab.rank(r) < 0 || merged < 0) {
-        fail(detail::cat("merge ", i, " (", detail::quote(l), " + ", detail::quote(r), ") does not join two tokens "
-                         "into a token"));
+    std::size_t i = 0;
+    std::string l, r;
+    try {
+      for (element item : array_of(merges_)) {
+        const auto what = [&] { return detail::cat("merge ", i); };  // built only for an error
+        std::string_view left, right;
+        if (item.is_string()) {
+          const std::string_view s = item.get_string();
+          const std::size_t space = s.find(' ');
+          if (space == std::string_view::npos || s.find(' ', space + 1) != std::string_view::npos) {
+            fail(what() + ": expected \"left right\", found " + detail::quote(s));
+          }
+          left = s.substr(0, space);
+          right = s.substr(space + 1);
+        } else {
+          if (!item.is_array()) array_of(item, what());
+          const simdjson::dom::array pair = item.get_array();
+          if (pair.size() != 2 || !pair.at(0).is_string() || !pair.at(1).is_string()) {
+            fail(what() + ": expected [left, right]");
+          }
+          left = pair.at(0).get_string();
+          right = pair.at(1).get_string();
+        }
+        if (!detail::byte_level_decode(left, l) || !detail::byte_level_decode(right, r) || l.empty() || r.empty()) {
+          fail(what() + ": " + detail::quote(left) + " " + detail::quote(right) +
+               " is not in GPT-2's byte-level alphabet");
+        }
+        const TokenId lr = vocab.rank(l), rr = vocab.rank(r);
+        l += r;
+        const TokenId merged = vocab.rank(l);
+        if (lr < 0 || rr < 0 || merged < 0) {
+          fail(detail::cat(what(), " (", detail::quote(left), " + ", detail::quote(right),
+                           ") does not join two tokens into a token"));
+        }
+        if (merged < previous) {
+          fail(detail::cat(what(), " makes token ", merged, " after a merge made token ", previous,
+                           ": merges must be in rank order (a tiktoken-style vocabulary)"));
+        }
+        previous = merged;
+        ++i;
       }
-      if (merged < previous) {
-        fail(detail::cat("merge ", i, " makes token ", merged, " after a merge made token ", previous,
-                         ": merges must be in rank order (a tiktoken-style vocabulary)"));
-      }
-      previous = merged;
+    } catch (const simdjson::simdjson_error& e) {
+      fail(std::string("unexpected JSON: ") + e.what());
     }
-    merges_.clear();
   }
 
 private:
@@ -304,7 +315,8 @@ private:
   std::string where_;
   std::vector<std::pair<TokenId, std::string>> vocab_;
   std::vector<std::pair<TokenId, std::string>> added_;
-  std::vector<std::pair<std::string, std::string>> merges_;
+  simdjson::dom::parser parser_;  // owns the document that merges_ points into
+  maybe merges_;
 };
 
 }  // namespace llama3
