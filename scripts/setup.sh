@@ -8,7 +8,12 @@ packages=(
   clang libclang-rt-14-dev            # libFuzzer and the clang sanitizer runtimes (fuzz targets)
   libeigen3-dev libsimdjson-dev libpcre2-dev
   catch2 libcli11-dev libbenchmark-dev
+  librust-fancy-regex-dev             # Rust's regex engine, as the official tiktoken core uses it: a test oracle
 )
+# The oracle builds with any cargo; take Debian's when none is on the PATH (rustup's counts).
+if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  packages+=(cargo)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
