@@ -146,6 +146,8 @@ public:
   // Meta's Tokenizer.encode: BOS/EOS when asked; the text of a special token becomes that token only when it is
   // in allowed_special (SpecialSet::all() allows every one), and is an Error when it is in disallowed_special
   // (SpecialSet::all() there means every special token not allowed); otherwise it is encoded as plain text.
+  // Unlike tiktoken, which ignores them, names in either set that are not special tokens are an Error (a typo
+  // would otherwise silently encode the token as text).
   std::vector<TokenId> encode(std::string_view s, bool bos, bool eos, const SpecialSet& allowed_special = {},
                               const SpecialSet& disallowed_special = {}) const {
     return encode_with(FastSplitter{}, s, bos, eos, allowed_special, disallowed_special);
