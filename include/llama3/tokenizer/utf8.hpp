@@ -118,13 +118,12 @@ inline void append(std::string& out, char32_t cp) {
   }
 }
 
-// bytes.decode("utf-8", errors="replace") as Python (and so Meta's Tokenizer.decode) does it: each maximal
-// subpart of an ill-formed sequence becomes one U+FFFD. Valid text comes back unchanged.
-inline std::string replace_invalid(std::string_view bytes) {
+// Appends `bytes` to `out` with each maximal subpart of an ill-formed sequence replaced by one U+FFFD. A valid but
+// incomplete character at the end is replaced too when `at_end`, and otherwise left out. Returns the number of
+// bytes consumed.
+inline std::size_t append_replacing_invalid(std::string_view bytes, std::string& out, bool at_end) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t n = bytes.size();
-  std::string out;
-  out.reserve(n);
   std::size_t i = 0, run = 0;  // [run, i) is valid and not yet copied
   while (i < n) {
     if (p[i] < 0x80) {
@@ -136,12 +135,22 @@ inline std::string replace_invalid(std::string_view bytes) {
       i += static_cast<std::size_t>(r);
       continue;
     }
+    if (r == 0 && !at_end) break;  // wait for the rest of this character
     out.append(bytes.data() + run, i - run);
     out += replacement_character;
     i += (r == 0) ? (n - i) : static_cast<std::size_t>(-r);  // a truncated tail is one maximal subpart
     run = i;
   }
-  out.append(bytes.data() + run, n - run);
+  out.append(bytes.data() + run, i - run);
+  return i;
+}
+
+// bytes.decode("utf-8", errors="replace") as Python (and so Meta's Tokenizer.decode) does it: each maximal
+// subpart of an ill-formed sequence becomes one U+FFFD. Valid text comes back unchanged.
+inline std::string replace_invalid(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  append_replacing_invalid(bytes, out, true);
   return out;
 }
 
@@ -152,29 +161,8 @@ class StreamBuffer {
 public:
   std::string push(std::string_view bytes) {
     pending_.append(bytes);
-    const auto* p = reinterpret_cast<const unsigned char*>(pending_.data());
-    const std::size_t n = pending_.size();
     std::string out;
-    std::size_t i = 0, run = 0;
-    while (i < n) {
-      if (p[i] < 0x80) {
-        ++i;
-        continue;
-      }
-      const int r = examine(p + i, n - i);
-      if (r > 0) {
-        i += static_cast<std::size_t>(r);
-      } else if (r == 0) {
-        break;  // wait for the rest of this character
-      } else {
-        out.append(pending_, run, i - run);
-        out += replacement_character;
-        i += static_cast<std::size_t>(-r);
-        run = i;
-      }
-    }
-    out.append(pending_, run, i - run);
-    pending_.erase(0, i);
+    pending_.erase(0, append_replacing_invalid(pending_, out, false));
     return out;
   }
 
