@@ -11,6 +11,8 @@
 
 #include "llama3/core/error.hpp"
 #include "llama3/tokenizer.hpp"
+#include "llama3/tokenizer/unicode.hpp"
+#include "llama3/tokenizer/utf8.hpp"
 
 namespace llama3 {
 

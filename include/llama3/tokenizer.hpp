@@ -34,7 +34,6 @@
 #include "llama3/tokenizer/special_tokens.hpp"
 #include "llama3/tokenizer/split.hpp"
 #include "llama3/tokenizer/tiktoken_file.hpp"
-#include "llama3/tokenizer/unicode.hpp"
 #include "llama3/tokenizer/utf8.hpp"
 #include "llama3/tokenizer/vocabulary.hpp"
 
