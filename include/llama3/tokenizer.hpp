@@ -14,6 +14,7 @@
 //
 // A Tokenizer is immutable after construction: every const method may be called from many threads at once.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
