@@ -4,3 +4,4 @@
 #include "llama3/core/error.hpp"
 #include "llama3/tokenizer.hpp"
 #include "llama3/chat_format.hpp"
+#include "llama3/model/transformer.hpp"

@@ -1,0 +1,279 @@
+#pragma once
+// Loading a checkpoint folder as Meta or Hugging Face publish it:
+//   Meta:          params.json + consolidated.00.pth [.. consolidated.NN.pth]
+//   Hugging Face:  config.json + model.safetensors, or model.safetensors.index.json + its shards
+// Files are memory-mapped and tensors stay views of them in their stored dtype; only Meta's model-parallel shards
+// are copied, to merge them. Every tensor is checked against the params: a missing, extra, misshapen or wrongly
+// typed tensor is an Error naming it, expected against found.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "llama3/core/mapped_file.hpp"
+#include "llama3/core/tensor.hpp"
+#include "llama3/io/model_config.hpp"
+#include "llama3/io/raw_tensor.hpp"
+#include "llama3/io/safetensors.hpp"
+#include "llama3/io/torch_checkpoint.hpp"
+#include "llama3/model/weights.hpp"
+
+namespace llama3 {
+
+// How q and k are laid out inside each head. Meta (and GGUF) rotate interleaved pairs (x[2i], x[2i+1]); Hugging
+// Face permutes the rows of wq and wk so that its rotate_half RoPE rotates (x[i], x[i + head_dim/2]). Rotating in
+// the checkpoint's own layout gives the same attention scores without rewriting the weights.
+enum class RopeLayout { interleaved, half_split };
+
+enum class CheckpointFormat { meta, hf };
+
+struct LoadProgress {
+  std::string_view stage;  // "reading", "merging shards", "checking"
+  std::size_t done, total;
+};
+
+struct LoadOptions {
+  int max_seq_len = 2048;
+  int max_batch_size = 1;
+  std::function<void(const LoadProgress&)> progress;  // called while loading; may be empty
+};
+
+struct Checkpoint {
+  CheckpointFormat format = CheckpointFormat::meta;
+  ModelParams params;
+  TransformerWeights<Cpu> weights;
+  RopeLayout rope_layout = RopeLayout::interleaved;
+  std::filesystem::path dir;
+};
+
+namespace io {
+
+inline std::string read_text_file(const std::filesystem::path& p) {
+  const MappedFile f(p);
+  return std::string(f.bytes());
+}
+
+// Views the tensors of `map` as the weights of a model with params `p`, checking each against the table.
+inline void fill_weights(TensorMap& map, const ModelParams& p, WeightFormat format, const std::string& source,
+                         TransformerWeights<Cpu>& w, const std::function<void(const LoadProgress&)>& progress) {
+  std::set<std::string> used;
+  const std::size_t total = map.size();
+  std::size_t done = 0;
+  for_each_weight(w, p, [&](const WeightSlot& slot, AnyTensor<Cpu>& out) {
+    const std::string name = slot.name_in(format);
+    const auto it = map.find(name);
+    if (it == map.end()) {
+      throw Error(source + ": missing tensor " + name + " (expected shape " + slot.shape.str() + ")");
+    }
+    const RawTensor& r = it->second;
+    if (!(r.shape == slot.shape)) {
+      throw Error(r.file, r.offset,
+                  "tensor " + name + " has shape " + r.shape.str() + ", expected " + slot.shape.str() +
+                      detail::cat(" (dim ", p.dim, ", n_heads ", p.n_heads, ", n_kv_heads ", p.n_kv_heads,
+                                  ", hidden ", p.ffn_hidden_dim(), ", vocab ", p.vocab_size, ")"));
+    }
+    const bool is_norm = slot.name.kind == WeightKind::attention_norm || slot.name.kind == WeightKind::ffn_norm ||
+                         slot.name.kind == WeightKind::norm;
+    if (is_norm && r.dtype != DType::f32) {  // tiny: keep norms in float for RMSNorm
+      Tensor<float> f(r.shape);
+      const AnyTensor<Cpu> src = any_view(r);
+      std::visit([&](const auto& t) {
+        for (std::int64_t i = 0; i < t.numel(); ++i) f.data()[i] = to_float(t.data()[i]);
+      }, src);
+      out = Tensor<const float>(f);
+    } else {
+      out = any_view(r);
+    }
+    used.insert(name);
+    if (progress) progress({"checking", ++done, total});
+  });
+  if (p.tie_embeddings) w.output = w.tok_embeddings;
+  for (const auto& [name, r] : map) {
+    if (used.count(name) || is_ignored_weight_name(name)) continue;
+    // A tied Hugging Face checkpoint may still carry lm_head; it duplicates the embeddings and is not read.
+    if (p.tie_embeddings && format == WeightFormat::hf && name == "lm_head.weight") continue;
+    if (!p.tie_embeddings && format == WeightFormat::meta && name == "output.weight") continue;
+    throw Error(r.file, r.offset, "unexpected tensor " + name + " " + r.shape.str() +
+                                      ": not part of a Llama 3 model with these params");
+  }
+}
+
+// Meta's model parallelism split some tensors across shards; put them back together (a copy).
+inline TensorMap merge_meta_shards(std::vector<TensorMap>& shards, const std::string& source,
+                                   const std::function<void(const LoadProgress&)>& progress) {
+  if (shards.size() == 1) return std::move(shards[0]);
+  TensorMap out;
+  std::set<std::string> names;
+  for (const auto& s : shards) {
+    for (const auto& [n, t] : s) names.insert(n);
+  }
+  std::size_t done = 0;
+  for (const std::string& name : names) {
+    const WeightName* w = find_weight_name(name, WeightFormat::meta);
+    const int shard_dim = w ? w->shard_dim : -1;
+    std::vector<const RawTensor*> parts;
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      const auto it = shards[i].find(name);
+      if (it == shards[i].end()) throw Error(source + detail::cat(": tensor ", name, " is missing from shard ", i));
+      parts.push_back(&it->second);
+    }
+    const RawTensor& first = *parts[0];
+    if (shard_dim < 0) {  // replicated (norms) or unknown (reported later as unexpected): shard 0's copy
+      for (const RawTensor* t : parts) {
+        if (!(t->shape == first.shape) || t->dtype != first.dtype) {
+          throw Error(t->file, t->offset, "replicated tensor " + name + " differs in shape or dtype between shards");
+        }
+      }
+      out.emplace(name, first);
+      continue;
+    }
+    Shape merged = first.shape;
+    if (merged.rank() != 2) throw Error(first.file, first.offset, "tensor " + name + " should be 2-d");
+    merged[shard_dim] = 0;
+    for (const RawTensor* t : parts) {
+      const int other = 1 - shard_dim;
+      if (t->dtype != first.dtype || t->shape.rank() != 2 || t->shape[other] != first.shape[other]) {
+        throw Error(t->file, t->offset, "shard of " + name + " has shape " + t->shape.str() + " and dtype " +
+                                            std::string(dtype_name(t->dtype)) + "; shard 0 has " +
+                                            first.shape.str() + " " + std::string(dtype_name(first.dtype)));
+      }
+      merged[shard_dim] += t->shape[shard_dim];
+    }
+    const std::size_t element = dtype_size(first.dtype);
+    auto buffer = detail::aligned_buffer(static_cast<std::size_t>(merged.numel()) * element);
+    auto* dst = static_cast<std::byte*>(buffer.get());
+    if (shard_dim == 0) {  // column-parallel (output rows): stack the shards
+      for (const RawTensor* t : parts) {
+        std::memcpy(dst, t->data, t->bytes());
+        dst += t->bytes();
+      }
+    } else {  // row-parallel (input columns): each row is the concatenation of the shards' rows
+      for (std::int64_t row = 0; row < merged[0]; ++row) {
+        for (const RawTensor* t : parts) {
+          const std::size_t n = static_cast<std::size_t>(t->shape[1]) * element;
+          std::memcpy(dst, t->data + static_cast<std::size_t>(row) * n, n);
+          dst += n;
+        }
+      }
+    }
+    RawTensor r;
+    r.dtype = first.dtype;
+    r.shape = merged;
+    r.data = static_cast<const std::byte*>(buffer.get());
+    r.owner = std::move(buffer);
+    r.file = source + " (merged shards)";
+    out.emplace(name, std::move(r));
+    if (progress) progress({"merging shards", ++done, names.size()});
+  }
+  return out;
+}
+
+inline std::vector<std::filesystem::path> meta_shards(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> shards;
+  static const std::regex pattern(R"(consolidated\.(\d+)\.pth)");
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (std::regex_match(e.path().filename().string(), pattern)) shards.push_back(e.path());
+  }
+  std::sort(shards.begin(), shards.end());
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    char expected[32];
+    std::snprintf(expected, sizeof expected, "consolidated.%02zu.pth", i);
+    if (shards[i].filename() != expected) {
+      throw Error(dir.string() + ": shard files must be consolidated.00.pth .. consolidated." +
+                  detail::cat(shards.size() - 1 < 10 ? "0" : "", shards.size() - 1) + ".pth; found " +
+                  shards[i].filename().string() + " where " + expected + " should be");
+    }
+  }
+  return shards;
+}
+
+inline Checkpoint load_meta(const std::filesystem::path& dir, const LoadOptions& options) {
+  Checkpoint c;
+  c.format = CheckpointFormat::meta;
+  c.dir = dir;
+  c.rope_layout = RopeLayout::interleaved;
+  c.params = read_meta_params(read_text_file(dir / "params.json"), (dir / "params.json").string());
+  const auto paths = meta_shards(dir);
+  if (paths.empty()) throw Error(dir.string() + ": params.json but no consolidated.00.pth");
+  std::vector<TensorMap> shards;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    shards.push_back(read_torch_checkpoint_file(paths[i]));
+    if (options.progress) options.progress({"reading", i + 1, paths.size()});
+  }
+  TensorMap map = merge_meta_shards(shards, dir.string(), options.progress);
+  c.params.tie_embeddings = map.find("output.weight") == map.end();  // Llama 3.2 1B/3B have no output.weight
+  c.params.max_seq_len = options.max_seq_len;
+  c.params.max_batch_size = options.max_batch_size;
+  c.params.validate((dir / "params.json").string());
+  fill_weights(map, c.params, WeightFormat::meta, dir.string(), c.weights, options.progress);
+  return c;
+}
+
+inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& options) {
+  Checkpoint c;
+  c.format = CheckpointFormat::hf;
+  c.dir = dir;
+  c.rope_layout = RopeLayout::half_split;
+  c.params = read_hf_config(read_text_file(dir / "config.json"), (dir / "config.json").string());
+  c.params.max_seq_len = options.max_seq_len;
+  c.params.max_batch_size = options.max_batch_size;
+  c.params.validate((dir / "config.json").string());
+
+  std::vector<std::filesystem::path> files;
+  const auto index = dir / "model.safetensors.index.json";
+  if (std::filesystem::exists(dir / "model.safetensors")) {
+    files.push_back(dir / "model.safetensors");
+  } else if (std::filesystem::exists(index)) {
+    const std::string text = read_text_file(index);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    simdjson::dom::object map;
+    if (parser.parse(text).get(root) || root["weight_map"].get_object().get(map)) {
+      throw Error(index.string() + ": expected {\"weight_map\": {tensor: file}}");
+    }
+    std::set<std::string> names;
+    for (auto [tensor, file] : map) {
+      std::string_view f;
+      if (file.get_string().get(f) || f.find('/') != std::string_view::npos || f.find("..") != std::string_view::npos) {
+        throw Error(index.string() + ": weight_map[" + std::string(tensor) + "] is not a file name in this folder");
+      }
+      names.insert(std::string(f));
+    }
+    for (const auto& n : names) files.push_back(dir / n);
+  } else {
+    throw Error(dir.string() + ": config.json but no model.safetensors or model.safetensors.index.json");
+  }
+  TensorMap map;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    for (auto& [name, t] : read_safetensors_file(files[i])) {
+      if (map.count(name)) throw Error(files[i].string() + ": tensor " + name + " is also in another shard");
+      map.emplace(name, std::move(t));
+    }
+    if (options.progress) options.progress({"reading", i + 1, files.size()});
+  }
+  fill_weights(map, c.params, WeightFormat::hf, dir.string(), c.weights, options.progress);
+  return c;
+}
+
+}  // namespace io
+
+// Loads a Meta or Hugging Face checkpoint folder, telling them apart by params.json and config.json.
+inline Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {}) {
+  if (!std::filesystem::is_directory(dir)) {
+    throw Error(dir.string() + ": not a folder; expected a Meta checkpoint (params.json, consolidated.00.pth) or a "
+                               "Hugging Face one (config.json, model.safetensors)");
+  }
+  if (std::filesystem::exists(dir / "params.json")) return io::load_meta(dir, options);
+  if (std::filesystem::exists(dir / "config.json")) return io::load_hf(dir, options);
+  throw Error(dir.string() + ": neither params.json (Meta) nor config.json (Hugging Face) is there");
+}
+
+}  // namespace llama3

@@ -1,0 +1,346 @@
+#pragma once
+// A restricted unpickler for what torch.save writes: a dict of tensors, each rebuilt by
+// torch._utils._rebuild_tensor_v2 from a persistent-id storage. It runs no code: the only globals it accepts are
+// those on the allow-list below, and every other global, opcode or malformed stream is an Error with its byte
+// offset. Values live in an arena owned by the reader, so even a hostile stream that builds cycles cannot leak.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "llama3/core/dtype.hpp"
+#include "llama3/core/error.hpp"
+#include "llama3/core/tensor.hpp"
+
+namespace llama3::io::pickle {
+
+// A tensor as _rebuild_tensor_v2 describes it: a view of a storage (an entry of the archive).
+struct TensorRef {
+  std::string storage_key;
+  DType dtype = DType::f32;
+  std::int64_t storage_numel = 0;  // elements, as the persistent id says
+  std::int64_t offset = 0;         // in elements
+  Shape shape;
+  std::vector<std::int64_t> stride;
+};
+
+struct Value {
+  enum class Kind { none, boolean, integer, real, string, tuple, list, dict, global, storage, tensor };
+  Kind kind = Kind::none;
+  std::int64_t integer = 0;  // also the boolean
+  double real = 0;
+  std::string string;        // string; global "module.name"; storage key
+  std::vector<Value*> items;                          // tuple, list
+  std::vector<std::pair<Value*, Value*>> entries;     // dict, in insertion order
+  TensorRef tensor;                                   // tensor; storage (key, dtype, numel)
+};
+
+class Reader {
+public:
+  Reader(std::string_view bytes, std::string source) : bytes_(bytes), source_(std::move(source)) {}
+
+  // Runs the stream to its STOP and returns the value it built (owned by this Reader).
+  const Value* run() {
+    std::size_t pos = 0;
+    const auto need = [&](std::size_t n) {
+      if (n > bytes_.size() - pos) fail(pos, detail::cat("truncated: ", n, " more bytes needed"));
+    };
+    const auto le = [&](int n) {
+      need(static_cast<std::size_t>(n));
+      std::uint64_t v = 0;
+      for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(bytes_[pos + static_cast<std::size_t>(i)]);
+      pos += static_cast<std::size_t>(n);
+      return v;
+    };
+    const auto text = [&](std::uint64_t n) {
+      need(static_cast<std::size_t>(std::min<std::uint64_t>(n, bytes_.size())));
+      if (n > bytes_.size() - pos) fail(pos, "string runs past the end");
+      std::string s(bytes_.substr(pos, static_cast<std::size_t>(n)));
+      pos += static_cast<std::size_t>(n);
+      return s;
+    };
+    const auto line = [&] {
+      const std::size_t nl = bytes_.find('\n', pos);
+      if (nl == std::string_view::npos) fail(pos, "unterminated line");
+      std::string s(bytes_.substr(pos, nl - pos));
+      pos = nl + 1;
+      return s;
+    };
+
+    while (true) {
+      if (pos >= bytes_.size()) fail(pos, "no STOP opcode: the pickle is truncated");
+      op_at_ = pos;
+      const auto op = static_cast<unsigned char>(bytes_[pos++]);
+      switch (op) {
+        case 0x80: le(1); break;                          // PROTO
+        case 0x95: le(8); break;                          // FRAME (protocol 4): framing only
+        case '.': {                                       // STOP
+          if (stack_.size() != 1 || !marks_.empty()) fail(op_at_, "STOP with a malformed stack");
+          return pop();
+        }
+        case '(': marks_.push_back(stack_.size()); break;  // MARK
+        case 'N': push(make(Value::Kind::none)); break;
+        case 0x88: case 0x89: {                           // NEWTRUE, NEWFALSE
+          Value* v = make(Value::Kind::boolean);
+          v->integer = op == 0x88;
+          push(v);
+          break;
+        }
+        case 'K': push_int(static_cast<std::int64_t>(le(1))); break;                       // BININT1
+        case 'M': push_int(static_cast<std::int64_t>(le(2))); break;                       // BININT2
+        case 'J': push_int(static_cast<std::int32_t>(static_cast<std::uint32_t>(le(4)))); break;  // BININT
+        case 0x8a: {                                      // LONG1: little-endian two's complement
+          const auto n = static_cast<int>(le(1));
+          if (n > 8) fail(op_at_, detail::cat("LONG1 of ", n, " bytes is out of range"));
+          std::uint64_t v = le(n);
+          if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1u) v |= ~std::uint64_t{0} << (8 * n);  // sign-extend
+          push_int(static_cast<std::int64_t>(v));
+          break;
+        }
+        case 'G': {                                       // BINFLOAT, big-endian
+          need(8);
+          std::uint64_t v = 0;
+          for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(bytes_[pos + static_cast<std::size_t>(i)]);
+          pos += 8;
+          Value* x = make(Value::Kind::real);
+          std::memcpy(&x->real, &v, 8);
+          push(x);
+          break;
+        }
+        case 'X': push_string(text(le(4))); break;        // BINUNICODE
+        case 0x8c: push_string(text(le(1))); break;       // SHORT_BINUNICODE
+        case 0x8d: push_string(text(le(8))); break;       // BINUNICODE8
+        case ')': push(make(Value::Kind::tuple)); break;  // EMPTY_TUPLE
+        case ']': push(make(Value::Kind::list)); break;   // EMPTY_LIST
+        case '}': push(make(Value::Kind::dict)); break;   // EMPTY_DICT
+        case 't': case 'l': case 'd': {                   // TUPLE, LIST, DICT from the last MARK
+          std::vector<Value*> items = pop_mark();
+          Value* v = make(op == 't' ? Value::Kind::tuple : op == 'l' ? Value::Kind::list : Value::Kind::dict);
+          if (op == 'd') {
+            if (items.size() % 2) fail(op_at_, "DICT with an odd number of items");
+            for (std::size_t i = 0; i < items.size(); i += 2) v->entries.emplace_back(items[i], items[i + 1]);
+          } else {
+            v->items = std::move(items);
+          }
+          push(v);
+          break;
+        }
+        case 0x85: case 0x86: case 0x87: {                // TUPLE1..3
+          const std::size_t n = op - 0x84u;
+          if (stack_.size() < n + floor()) fail(op_at_, "TUPLE with too few items");
+          Value* v = make(Value::Kind::tuple);
+          v->items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+          stack_.resize(stack_.size() - n);
+          push(v);
+          break;
+        }
+        case 'q': memo_put(le(1)); break;                 // BINPUT
+        case 'r': memo_put(le(4)); break;                 // LONG_BINPUT
+        case 0x94: memo_put(memo_.size()); break;         // MEMOIZE
+        case 'h': memo_get(le(1)); break;                 // BINGET
+        case 'j': memo_get(le(4)); break;                 // LONG_BINGET
+        case 'c': {                                       // GLOBAL module\nname\n
+          std::string module = line();
+          std::string name = line();
+          push(global(module, name));
+          break;
+        }
+        case 0x93: {                                      // STACK_GLOBAL
+          Value* name = pop();
+          Value* module = pop();
+          if (module->kind != Value::Kind::string || name->kind != Value::Kind::string) {
+            fail(op_at_, "STACK_GLOBAL needs two strings");
+          }
+          push(global(module->string, name->string));
+          break;
+        }
+        case 'Q': push(persistent_load(pop())); break;    // BINPERSID
+        case 'R': {                                       // REDUCE
+          Value* args = pop();
+          Value* callable = pop();
+          push(reduce(callable, args));
+          break;
+        }
+        case 's': {                                       // SETITEM
+          Value* value = pop();
+          Value* key = pop();
+          dict_at_top()->entries.emplace_back(key, value);
+          break;
+        }
+        case 'u': {                                       // SETITEMS
+          std::vector<Value*> items = pop_mark();
+          if (items.size() % 2) fail(op_at_, "SETITEMS with an odd number of items");
+          Value* d = dict_at_top();
+          for (std::size_t i = 0; i < items.size(); i += 2) d->entries.emplace_back(items[i], items[i + 1]);
+          break;
+        }
+        case 'a': {                                       // APPEND
+          Value* v = pop();
+          list_at_top()->items.push_back(v);
+          break;
+        }
+        case 'e': {                                       // APPENDS
+          std::vector<Value*> items = pop_mark();
+          Value* l = list_at_top();
+          l->items.insert(l->items.end(), items.begin(), items.end());
+          break;
+        }
+        default:
+          fail(op_at_, detail::cat("opcode 0x", std::hex, static_cast<int>(op), std::dec,
+                                   " is not one torch.save writes; refusing to go on"));
+      }
+    }
+  }
+
+private:
+  [[noreturn]] void fail(std::size_t offset, const std::string& what) const {
+    throw Error(source_, offset, "pickle: " + what);
+  }
+
+  Value* make(Value::Kind k) {
+    arena_.push_back(std::make_unique<Value>());
+    arena_.back()->kind = k;
+    return arena_.back().get();
+  }
+  void push(Value* v) {
+    if (stack_.size() > (1u << 24)) fail(op_at_, "stack too deep");
+    stack_.push_back(v);
+  }
+  void push_int(std::int64_t i) {
+    Value* v = make(Value::Kind::integer);
+    v->integer = i;
+    push(v);
+  }
+  void push_string(std::string s) {
+    Value* v = make(Value::Kind::string);
+    v->string = std::move(s);
+    push(v);
+  }
+  std::size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
+  Value* pop() {
+    if (stack_.size() <= floor()) fail(op_at_, "stack underflow");
+    Value* v = stack_.back();
+    stack_.pop_back();
+    return v;
+  }
+  std::vector<Value*> pop_mark() {
+    if (marks_.empty()) fail(op_at_, "no MARK to pop to");
+    const std::size_t m = marks_.back();
+    marks_.pop_back();
+    std::vector<Value*> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
+    stack_.resize(m);
+    return items;
+  }
+  Value* top() {
+    if (stack_.size() <= floor()) fail(op_at_, "stack underflow");
+    return stack_.back();
+  }
+  Value* dict_at_top() {
+    Value* d = top();
+    if (d->kind != Value::Kind::dict) fail(op_at_, "SETITEM(S) on something that is not a dict");
+    return d;
+  }
+  Value* list_at_top() {
+    Value* l = top();
+    if (l->kind != Value::Kind::list) fail(op_at_, "APPEND(S) on something that is not a list");
+    return l;
+  }
+  void memo_put(std::uint64_t index) { memo_[index] = top(); }
+  void memo_get(std::uint64_t index) {
+    const auto it = memo_.find(index);
+    if (it == memo_.end()) fail(op_at_, detail::cat("memo entry ", index, " was never stored"));
+    push(it->second);
+  }
+
+  // The allow-list. Storage classes name the element type of a persistent-id storage.
+  Value* global(const std::string& module, const std::string& name) {
+    static const char* const allowed[] = {"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+                                          "collections.OrderedDict",         "torch.FloatStorage",
+                                          "torch.BFloat16Storage",           "torch.HalfStorage"};
+    const std::string full = module + "." + name;
+    for (const char* a : allowed) {
+      if (full == a) {
+        Value* v = make(Value::Kind::global);
+        v->string = full;
+        return v;
+      }
+    }
+    fail(op_at_, "global " + detail::quote(full, 100) +
+                     " is not on the allow-list (a checkpoint must never run code; expected torch tensors only)");
+  }
+
+  // ('storage', <storage class>, key, location, numel)
+  Value* persistent_load(Value* pid) {
+    if (pid->kind != Value::Kind::tuple || pid->items.size() != 5 || pid->items[0]->kind != Value::Kind::string ||
+        pid->items[0]->string != "storage" || pid->items[1]->kind != Value::Kind::global ||
+        pid->items[2]->kind != Value::Kind::string || pid->items[4]->kind != Value::Kind::integer) {
+      fail(op_at_, "persistent id is not ('storage', <type>, key, location, numel)");
+    }
+    const std::string& type = pid->items[1]->string;
+    Value* s = make(Value::Kind::storage);
+    if (type == "torch.FloatStorage") {
+      s->tensor.dtype = DType::f32;
+    } else if (type == "torch.BFloat16Storage") {
+      s->tensor.dtype = DType::bf16;
+    } else if (type == "torch.HalfStorage") {
+      s->tensor.dtype = DType::f16;
+    } else {
+      fail(op_at_, "storage type " + type + " is not float32, bfloat16 or float16");
+    }
+    s->tensor.storage_key = pid->items[2]->string;
+    s->tensor.storage_numel = pid->items[4]->integer;
+    if (s->tensor.storage_numel < 0) fail(op_at_, "negative storage size");
+    return s;
+  }
+
+  Value* reduce(Value* callable, Value* args) {
+    if (callable->kind != Value::Kind::global || args->kind != Value::Kind::tuple) {
+      fail(op_at_, "REDUCE needs an allowed global and a tuple of arguments");
+    }
+    const std::string& f = callable->string;
+    const auto& a = args->items;
+    if (f == "collections.OrderedDict") {
+      if (!a.empty()) fail(op_at_, "OrderedDict with arguments");
+      return make(Value::Kind::dict);
+    }
+    if (f == "torch._utils._rebuild_parameter") {  // (tensor, requires_grad, backward_hooks)
+      if (a.empty() || a[0]->kind != Value::Kind::tensor) fail(op_at_, "_rebuild_parameter without a tensor");
+      return a[0];
+    }
+    if (f == "torch._utils._rebuild_tensor_v2") {  // (storage, offset, size, stride, requires_grad, hooks[, meta])
+      if (a.size() < 4 || a[0]->kind != Value::Kind::storage || a[1]->kind != Value::Kind::integer ||
+          a[2]->kind != Value::Kind::tuple || a[3]->kind != Value::Kind::tuple || a[2]->items.size() != a[3]->items.size()) {
+        fail(op_at_, "_rebuild_tensor_v2 arguments are not (storage, offset, size, stride, ...)");
+      }
+      Value* t = make(Value::Kind::tensor);
+      t->tensor = a[0]->tensor;
+      t->tensor.offset = a[1]->integer;
+      if (a[2]->items.size() > static_cast<std::size_t>(max_tensor_rank)) fail(op_at_, "tensor of more than 4 dimensions");
+      for (std::size_t i = 0; i < a[2]->items.size(); ++i) {
+        const Value* d = a[2]->items[i];
+        const Value* s = a[3]->items[i];
+        if (d->kind != Value::Kind::integer || s->kind != Value::Kind::integer || d->integer < 0) {
+          fail(op_at_, "tensor size and stride must be non-negative integers");
+        }
+        t->tensor.shape.push_back(d->integer);
+        t->tensor.stride.push_back(s->integer);
+      }
+      return t;
+    }
+    fail(op_at_, "cannot call " + f);
+  }
+
+  std::string_view bytes_;
+  std::string source_;
+  std::size_t op_at_ = 0;
+  std::vector<std::unique_ptr<Value>> arena_;
+  std::vector<Value*> stack_;
+  std::vector<std::size_t> marks_;
+  std::unordered_map<std::uint64_t, Value*> memo_;
+};
+
+}  // namespace llama3::io::pickle
