@@ -43,7 +43,7 @@ struct LoadProgress {
 struct LoadOptions {
   int max_seq_len = 2048;
   int max_batch_size = 1;
-  std::function<void(const LoadProgress&)> progress;  // called while loading; may be empty
+  std::function<void(const LoadProgress&)> progress = nullptr;  // called while loading; may be empty
 };
 
 struct Checkpoint {
@@ -184,7 +184,7 @@ inline std::vector<std::filesystem::path> meta_shards(const std::filesystem::pat
   }
   std::sort(shards.begin(), shards.end());
   for (std::size_t i = 0; i < shards.size(); ++i) {
-    char expected[32];
+    char expected[48];
     std::snprintf(expected, sizeof expected, "consolidated.%02zu.pth", i);
     if (shards[i].filename() != expected) {
       throw Error(dir.string() + ": shard files must be consolidated.00.pth .. consolidated." +

@@ -21,8 +21,7 @@ inline TensorMap read_torch_checkpoint(std::string_view bytes, std::shared_ptr<c
   const ZipEntry* pkl = nullptr;
   std::string prefix;
   for (const auto& [name, entry] : zip.entries()) {
-    if (name == "data.pkl" || (name.size() > 9 && name.ends_with("/data.pkl") &&
-                               name.find('/') == name.size() - 9)) {
+    if (name == "data.pkl" || name.ends_with("/data.pkl")) {
       if (pkl) throw Error(source, std::nullopt, "more than one data.pkl in the archive");
       pkl = &entry;
       prefix = name.substr(0, name.size() - 8);

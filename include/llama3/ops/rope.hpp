@@ -43,7 +43,7 @@ public:
     cos_.resize(static_cast<std::size_t>(end) * half_);
     sin_.resize(cos_.size());
     for (int t = 0; t < end; ++t) {
-      for (int i = 0; i < half_; ++i) {
+      for (std::size_t i = 0; i < half_; ++i) {
         const double a = t * inv_freq_[static_cast<std::size_t>(i)];
         cos_[static_cast<std::size_t>(t) * half_ + i] = static_cast<float>(std::cos(a));
         sin_[static_cast<std::size_t>(t) * half_ + i] = static_cast<float>(std::sin(a));

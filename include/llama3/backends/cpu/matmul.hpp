@@ -172,7 +172,7 @@ LLAMA3_TARGET_AVX2 void tile_avx2(const float* x, std::int64_t k, std::int64_t p
 
 // Columns [j0, j1) of y = x W^T for any m, k-blocked so that the x block stays in L2 and a panel in L1.
 template <class W>
-LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
+LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t /*n*/,
                                   std::int64_t j0, std::int64_t j1, float* y, std::int64_t ldy) {
   constexpr std::int64_t kc_max = 256;
   alignas(64) float panel[kc_max * 16];
