@@ -117,57 +117,121 @@ LLAMA3_TARGET_AVX2 void gemv_avx2(const float* x, std::int64_t k, const W* w, st
   }
 }
 
-// Packs W rows [j, j + 16) x columns [p0, p0 + kc) as float, k-major: panel[p][c] = W[j + c][p0 + p]. Rows past n
-// are zero.
+LLAMA3_TARGET_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                                           __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// Packs W rows [j, j + 16) x columns [p0, p0 + kc) as float, k-major: panel[p][c] = W[j + c][p0 + p], converting
+// and transposing 8 x 8 blocks in registers. Rows at or past `n` are zero.
 template <class W>
 LLAMA3_TARGET_AVX2 void pack_panel(const W* w, std::int64_t k, std::int64_t n, std::int64_t j, std::int64_t p0,
                                    std::int64_t kc, float* panel) {
-  const std::int64_t cols = std::min<std::int64_t>(16, n - j);
-  for (std::int64_t c = 0; c < 16; ++c) {
-    float* dst = panel + c;
-    if (c >= cols) {
-      for (std::int64_t p = 0; p < kc; ++p) dst[p * 16] = 0.0f;
-      continue;
-    }
-    const W* src = w + (j + c) * k + p0;
-    std::int64_t p = 0;
-    alignas(32) float tmp[8];
+  const std::int64_t rows = std::min<std::int64_t>(16, n - j);
+  std::int64_t p = 0;
+  if (rows == 16) {
     for (; p + 8 <= kc; p += 8) {
-      _mm256_store_ps(tmp, load8(src + p));
-      for (int q = 0; q < 8; ++q) dst[(p + q) * 16] = tmp[q];
+      for (int g = 0; g < 2; ++g) {
+        const W* src = w + (j + 8 * g) * k + p0 + p;
+        __m256 r0 = load8(src), r1 = load8(src + k), r2 = load8(src + 2 * k), r3 = load8(src + 3 * k),
+               r4 = load8(src + 4 * k), r5 = load8(src + 5 * k), r6 = load8(src + 6 * k), r7 = load8(src + 7 * k);
+        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+        float* dst = panel + p * 16 + 8 * g;
+        _mm256_store_ps(dst, r0);
+        _mm256_store_ps(dst + 16, r1);
+        _mm256_store_ps(dst + 32, r2);
+        _mm256_store_ps(dst + 48, r3);
+        _mm256_store_ps(dst + 64, r4);
+        _mm256_store_ps(dst + 80, r5);
+        _mm256_store_ps(dst + 96, r6);
+        _mm256_store_ps(dst + 112, r7);
+      }
     }
-    for (; p < kc; ++p) dst[p * 16] = to_float(src[p]);
+  }
+  for (std::int64_t c = 0; c < 16; ++c) {  // the rest: a partial panel, or the last columns
+    const W* src = w + (j + c) * k + p0;
+    for (std::int64_t q = p; q < kc; ++q) panel[q * 16 + c] = c < rows ? to_float(src[q]) : 0.0f;
   }
 }
 
-// y[i.., j..j+16) += x[i.., p0..p0+kc) * panel, for MR rows of x.
+// y[i.., j..j+16) += x[i.., p0..p0+kc) * panel, for MR rows of x. The twelve accumulators are named variables:
+// kept in an array, GCC stores them back to the stack on every step.
 template <int MR>
 LLAMA3_TARGET_AVX2 void tile_avx2(const float* x, std::int64_t k, std::int64_t p0, std::int64_t kc, const float* panel,
                                   float* y, std::int64_t ldy, std::int64_t cols) {
-  __m256 acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-  const float* xr[MR];
-  for (int r = 0; r < MR; ++r) xr[r] = x + r * k + p0;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float* x0 = x + p0;
+  const float* x1 = x0 + (MR > 1 ? k : 0);
+  const float* x2 = x0 + (MR > 2 ? 2 * k : 0);
+  const float* x3 = x0 + (MR > 3 ? 3 * k : 0);
+  const float* x4 = x0 + (MR > 4 ? 4 * k : 0);
+  const float* x5 = x0 + (MR > 5 ? 5 * k : 0);
   for (std::int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_load_ps(panel + p * 16), b1 = _mm256_load_ps(panel + p * 16 + 8);
-    for (int r = 0; r < MR; ++r) {
-      const __m256 a = _mm256_broadcast_ss(xr[r] + p);
-      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    __m256 a = _mm256_broadcast_ss(x0 + p);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    if constexpr (MR > 1) {
+      a = _mm256_broadcast_ss(x1 + p);
+      c10 = _mm256_fmadd_ps(a, b0, c10);
+      c11 = _mm256_fmadd_ps(a, b1, c11);
+    }
+    if constexpr (MR > 2) {
+      a = _mm256_broadcast_ss(x2 + p);
+      c20 = _mm256_fmadd_ps(a, b0, c20);
+      c21 = _mm256_fmadd_ps(a, b1, c21);
+    }
+    if constexpr (MR > 3) {
+      a = _mm256_broadcast_ss(x3 + p);
+      c30 = _mm256_fmadd_ps(a, b0, c30);
+      c31 = _mm256_fmadd_ps(a, b1, c31);
+    }
+    if constexpr (MR > 4) {
+      a = _mm256_broadcast_ss(x4 + p);
+      c40 = _mm256_fmadd_ps(a, b0, c40);
+      c41 = _mm256_fmadd_ps(a, b1, c41);
+    }
+    if constexpr (MR > 5) {
+      a = _mm256_broadcast_ss(x5 + p);
+      c50 = _mm256_fmadd_ps(a, b0, c50);
+      c51 = _mm256_fmadd_ps(a, b1, c51);
     }
   }
-  for (int r = 0; r < MR; ++r) {
-    float* yr = y + r * ldy;
-    if (cols == 16) {
-      _mm256_storeu_ps(yr, _mm256_add_ps(_mm256_loadu_ps(yr), acc[r][0]));
-      _mm256_storeu_ps(yr + 8, _mm256_add_ps(_mm256_loadu_ps(yr + 8), acc[r][1]));
-    } else {
-      alignas(32) float tmp[16];
-      _mm256_store_ps(tmp, acc[r][0]);
-      _mm256_store_ps(tmp + 8, acc[r][1]);
-      for (std::int64_t c = 0; c < cols; ++c) yr[c] += tmp[c];
-    }
-  }
+  // y row += (lo, hi). A macro, not a function: taking the accumulators' addresses makes GCC keep them in memory.
+#define LLAMA3_ADD_ROW(yr, lo, hi)                                          \
+  do {                                                                     \
+    if (cols == 16) {                                                      \
+      _mm256_storeu_ps(yr, _mm256_add_ps(_mm256_loadu_ps(yr), lo));        \
+      _mm256_storeu_ps(yr + 8, _mm256_add_ps(_mm256_loadu_ps(yr + 8), hi)); \
+    } else {                                                               \
+      alignas(32) float tmp[16];                                           \
+      _mm256_store_ps(tmp, lo);                                            \
+      _mm256_store_ps(tmp + 8, hi);                                        \
+      for (std::int64_t c = 0; c < cols; ++c) (yr)[c] += tmp[c];           \
+    }                                                                      \
+  } while (0)
+  LLAMA3_ADD_ROW(y, c00, c01);
+  if constexpr (MR > 1) LLAMA3_ADD_ROW(y + ldy, c10, c11);
+  if constexpr (MR > 2) LLAMA3_ADD_ROW(y + 2 * ldy, c20, c21);
+  if constexpr (MR > 3) LLAMA3_ADD_ROW(y + 3 * ldy, c30, c31);
+  if constexpr (MR > 4) LLAMA3_ADD_ROW(y + 4 * ldy, c40, c41);
+  if constexpr (MR > 5) LLAMA3_ADD_ROW(y + 5 * ldy, c50, c51);
+#undef LLAMA3_ADD_ROW
 }
 
 // Columns [j0, j1) of y = x W^T for any m, k-blocked so that the x block stays in L2 and a panel in L1.

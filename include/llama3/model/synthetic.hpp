@@ -1,0 +1,96 @@
+#pragma once
+// A model with random weights of any shape, built in memory: for benchmarks (the Llama 3.2 1B shape in bf16) and
+// for tests that need a model without a checkpoint file. Weights are drawn uniform in +-1/sqrt(fan_in), norms are 1.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+#include "llama3/core/parallel.hpp"
+#include "llama3/core/tensor.hpp"
+#include "llama3/io/checkpoint.hpp"
+#include "llama3/model/model_args.hpp"
+#include "llama3/model/weights.hpp"
+
+namespace llama3 {
+
+namespace detail {
+inline std::uint64_t splitmix64(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+template <class T>
+Tensor<const T> random_tensor(const Shape& shape, std::uint64_t seed, float scale, unsigned threads) {
+  Tensor<T> t(shape);
+  const std::int64_t n = t.numel();
+  const std::int64_t chunk = 1 << 20;
+  parallel_for(static_cast<std::size_t>((n + chunk - 1) / chunk), threads, [&](std::size_t c) {
+    std::uint64_t s = seed * 0x100000001B3ull + c;
+    const std::int64_t begin = static_cast<std::int64_t>(c) * chunk, end = std::min(n, begin + chunk);
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float u = static_cast<float>(splitmix64(s) >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+      t.data()[i] = T((2 * u - 1) * scale);
+    }
+  });
+  return t;
+}
+}  // namespace detail
+
+// Random weights for params p in dtype T (float, bf16, f16); the same seed gives the same weights.
+template <class T>
+Checkpoint synthetic_checkpoint(ModelParams p, std::uint64_t seed = 1, unsigned threads = 0) {
+  p.validate("synthetic model");
+  Checkpoint c;
+  c.params = p;
+  c.dir = "synthetic";
+  std::uint64_t n = seed;
+  for_each_weight(c.weights, p, [&](const WeightSlot& slot, AnyTensor<Cpu>& out) {
+    const bool norm = slot.shape.rank() == 1;
+    if (norm) {
+      out = Tensor<const float>(Tensor<float>::filled(slot.shape, 1.0f));
+    } else {
+      out = detail::random_tensor<T>(slot.shape, ++n, 1.0f / std::sqrt(static_cast<float>(slot.shape[1])), threads);
+    }
+  });
+  if (p.tie_embeddings) c.weights.output = c.weights.tok_embeddings;
+  return c;
+}
+
+// Meta's Llama 3.2 1B shape (tied embeddings, scaled RoPE).
+inline ModelParams llama3_2_1b_params(int max_seq_len = 2048, int max_batch_size = 1) {
+  ModelParams p;
+  p.dim = 2048;
+  p.n_layers = 16;
+  p.n_heads = 32;
+  p.n_kv_heads = 8;
+  p.vocab_size = 128256;
+  p.hidden_dim = 8192;
+  p.norm_eps = 1e-5;
+  p.rope_theta = 500000;
+  p.use_scaled_rope = true;
+  p.rope_scaling.factor = 32;
+  p.tie_embeddings = true;
+  p.max_seq_len = max_seq_len;
+  p.max_batch_size = max_batch_size;
+  return p;
+}
+
+// Bytes of weights one decode step reads: every matrix once (the tied embedding matrix once, as the output layer;
+// the embedding lookup reads one row).
+inline std::uint64_t weight_bytes_per_token(const TransformerWeights<Cpu>& w) {
+  std::uint64_t bytes = 0;
+  const auto add = [&](const AnyTensor<Cpu>& t) {
+    std::visit([&](const auto& x) { bytes += x.bytes(); }, t);
+  };
+  for (const auto& l : w.layers) {
+    for (const auto* t : {&l.attention_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w1, &l.w2, &l.w3}) add(*t);
+  }
+  add(w.norm);
+  add(w.output);
+  return bytes;
+}
+
+}  // namespace llama3
