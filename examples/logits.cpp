@@ -1,0 +1,110 @@
+// llama3-logits: the logits a checkpoint gives for a list of token ids, as JSON. The tool to reach for when a
+// conversion looks wrong: compare its output with another implementation's.
+//
+//   llama3-logits --model Llama3.2-1B/ --tokens 128000,9906,1917 --greedy 8
+//   {"logits": [[...128256 floats...]], "greedy": [...8 ids...]}
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <exception>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "llama3/model/transformer.hpp"
+
+namespace {
+
+std::vector<llama3::TokenId> parse_tokens(const std::string& s) {
+  std::vector<llama3::TokenId> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    llama3::TokenId v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || end != item.data() + item.size()) {
+      throw std::runtime_error("--tokens: \"" + item + "\" is not a token id; expected ids separated by commas");
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) throw std::runtime_error("--tokens: no token ids given");
+  return out;
+}
+
+void append_float(std::string& out, float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, f);  // shortest text that reads back as the same float
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_dir, tokens_text;
+  bool all_positions = false;
+  int greedy = 0, max_seq_len = 0;
+  unsigned threads = 0;
+  CLI::App app{"Prints the logits a Llama 3 checkpoint (Meta or Hugging Face folder) gives for token ids, as JSON:\n"
+               "{\"logits\": [[...]], \"greedy\": [...]}. The logits are those of the last position unless\n"
+               "--all-positions; \"greedy\" (with --greedy N) continues the tokens N steps by argmax.",
+               "llama3-logits"};
+  app.add_option("--model", model_dir, "checkpoint folder: params.json + consolidated.00.pth, or config.json + "
+                                       "model.safetensors")->required();
+  app.add_option("--tokens", tokens_text, "token ids, comma-separated (no BOS is added)")->required();
+  app.add_flag("--all-positions", all_positions, "logits of every position, not only the last");
+  app.add_option("--greedy", greedy, "also continue greedily this many tokens")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--max-seq-len", max_seq_len, "KV cache length (default: the tokens plus --greedy)")
+      ->check(CLI::Range(1, 1 << 24));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const std::vector<llama3::TokenId> tokens = parse_tokens(tokens_text);
+    llama3::LoadOptions options;
+    options.max_seq_len = max_seq_len ? max_seq_len : static_cast<int>(tokens.size()) + greedy;
+    if (isatty(STDERR_FILENO)) {
+      options.progress = [](const llama3::LoadProgress& p) {
+        std::fprintf(stderr, "\r%.*s %zu/%zu   ", static_cast<int>(p.stage.size()), p.stage.data(), p.done, p.total);
+        if (p.done == p.total) std::fprintf(stderr, "\n");
+      };
+    }
+    auto model = llama3::Transformer<>::load(model_dir, options, threads);
+    const int vocab = model.params().vocab_size;
+
+    llama3::Tensor<float> logits =
+        model.forward(tokens, 0, all_positions ? llama3::Logits::all : llama3::Logits::last);
+    std::string out = "{\"logits\": [";
+    const std::int64_t rows = logits.numel() / vocab;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      out += r ? ", [" : "[";
+      for (int i = 0; i < vocab; ++i) {
+        if (i) out += ", ";
+        append_float(out, logits.data()[r * vocab + i]);
+      }
+      out += "]";
+    }
+    out += "]";
+    if (greedy > 0) {
+      out += ", \"greedy\": [";
+      const float* last = logits.data() + (rows - 1) * vocab;
+      llama3::TokenId next = static_cast<llama3::TokenId>(std::max_element(last, last + vocab) - last);
+      for (int s = 0; s < greedy; ++s) {
+        if (s) out += ", ";
+        out += std::to_string(next);
+        if (s + 1 == greedy) break;
+        logits = model.forward(std::span(&next, 1), static_cast<int>(tokens.size()) + s, llama3::Logits::last);
+        next = static_cast<llama3::TokenId>(std::max_element(logits.data(), logits.data() + vocab) - logits.data());
+      }
+      out += "]";
+    }
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llama3-logits: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
