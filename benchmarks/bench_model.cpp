@@ -44,9 +44,14 @@ double peak_rss_gb() {
 }
 
 #if defined(__x86_64__)
+template <bool Prefetch>
 LLAMA3_TARGET_AVX2 float sum_avx2(const float* p, std::size_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (std::size_t i = 0; i + 32 <= n; i += 32) {
+    if constexpr (Prefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + i) + 1024, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + i) + 1088, _MM_HINT_T0);
+    }
     a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
     a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
     a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
@@ -67,8 +72,8 @@ float sum_portable(const float* p, std::size_t n) {
   return s0 + s1 + s2 + s3;
 }
 
-// Read bandwidth in GB/s: `threads` threads each sum their share of a 1 GiB buffer (far beyond the caches);
-// the best of several passes.
+// Read bandwidth in GB/s: `threads` threads each sum their share of a 1 GiB buffer (far beyond the caches), with
+// and without the software prefetch the decode kernels use; the best of 8 passes of each.
 double read_bandwidth(unsigned threads) {
   const std::size_t n = (std::size_t{1} << 30) / sizeof(float);
   llama3::Tensor<float> buf({static_cast<std::int64_t>(n)});
@@ -78,13 +83,17 @@ double read_bandwidth(unsigned threads) {
   });
   double best = 0;
   volatile float sink = 0;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < 16; ++rep) {
     const auto t0 = Clock::now();
     std::vector<float> partial(threads);
     pool.run(threads, [&](std::size_t t) {
       const float* p = buf.data() + n / threads * t;
 #if defined(__x86_64__)
-      partial[t] = llama3::cpu::has_avx2() ? sum_avx2(p, n / threads) : sum_portable(p, n / threads);
+      if (!llama3::cpu::has_avx2()) {
+        partial[t] = sum_portable(p, n / threads);
+      } else {
+        partial[t] = rep % 2 ? sum_avx2<true>(p, n / threads) : sum_avx2<false>(p, n / threads);
+      }
 #else
       partial[t] = sum_portable(p, n / threads);
 #endif
