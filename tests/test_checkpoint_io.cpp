@@ -69,7 +69,8 @@ fs::path write_sharded(const test::ModelFixture& f, int n, const std::string& ta
 }  // namespace
 
 TEST_CASE("safetensors: a written file reads back", "[io][safetensors]") {
-  const io::TensorMap m = safetensors(test::safetensors_bytes(two_tensors()));
+  const std::string bytes = test::safetensors_bytes(two_tensors());  // the tensors view these bytes
+  const io::TensorMap m = safetensors(bytes);
   REQUIRE(m.size() == 2);
   CHECK(m.at("a").shape == Shape{2, 2});
   CHECK(m.at("b").dtype == DType::bf16);
@@ -106,7 +107,8 @@ TEST_CASE("safetensors: hostile files are Errors naming the file and the tensor"
 
 TEST_CASE("torch .pth: written archives read back, zip64 included", "[io][pth]") {
   for (const bool zip64 : {false, true}) {
-    const io::TensorMap m = pth(test::torch_pth_bytes(two_tensors(), "some/prefix/x", zip64));
+    const std::string bytes = test::torch_pth_bytes(two_tensors(), "some/prefix/x", zip64);
+    const io::TensorMap m = pth(bytes);
     REQUIRE(m.size() == 2);
     CHECK(m.at("a").shape == Shape{2, 2});
     CHECK(m.at("b").dtype == DType::bf16);

@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -178,9 +177,12 @@ inline TensorMap merge_meta_shards(std::vector<TensorMap>& shards, const std::st
 
 inline std::vector<std::filesystem::path> meta_shards(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> shards;
-  static const std::regex pattern(R"(consolidated\.(\d+)\.pth)");
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (std::regex_match(e.path().filename().string(), pattern)) shards.push_back(e.path());
+    const std::string name = e.path().filename().string();  // consolidated.<digits>.pth
+    constexpr std::string_view head = "consolidated.", tail = ".pth";
+    if (name.size() <= head.size() + tail.size() || !name.starts_with(head) || !name.ends_with(tail)) continue;
+    const std::string_view digits = std::string_view(name).substr(head.size(), name.size() - head.size() - tail.size());
+    if (digits.find_first_not_of("0123456789") == std::string_view::npos) shards.push_back(e.path());
   }
   std::sort(shards.begin(), shards.end());
   for (std::size_t i = 0; i < shards.size(); ++i) {
