@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "llama3/core/dtype.hpp"
 #include "llama3/core/json.hpp"
 #include "llama3/core/tensor.hpp"
+#include "llama3/io/hf_writer.hpp"
 #include "llama3/io/raw_tensor.hpp"
 
 namespace llama3::test {
@@ -40,29 +42,11 @@ inline void put_le(std::string& s, std::uint64_t v, int n) {
 }
 
 inline std::string safetensors_bytes(const std::vector<NamedTensor>& tensors) {
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  std::uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    const char* dt = t.dtype == DType::f32 ? "F32" : t.dtype == DType::bf16 ? "BF16" : "F16";
-    header += ',';
-    header += json::quote(t.name);
-    header += ":{\"dtype\":\"";
-    header += dt;
-    header += "\",\"shape\":[";
-    for (int i = 0; i < t.shape.rank(); ++i) {
-      if (i) header += ',';
-      header += std::to_string(t.shape[i]);
-    }
-    header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes.size()) + "]}";
-    offset += t.bytes.size();
-  }
-  header += "}";
-  while (header.size() % 8) header += ' ';
-  std::string out;
-  put_le(out, header.size(), 8);
-  out += header;
-  for (const auto& t : tensors) out += t.bytes;
-  return out;
+  std::vector<io::TensorBytes> views;
+  for (const auto& t : tensors) views.push_back({t.name, t.dtype, t.shape, t.bytes});
+  std::ostringstream out;
+  io::write_safetensors(out, views);
+  return out.str();
 }
 
 inline std::uint32_t crc32(std::string_view data) {
