@@ -5,3 +5,6 @@
 #include "llama3/tokenizer.hpp"
 #include "llama3/chat_format.hpp"
 #include "llama3/model/transformer.hpp"
+#include "llama3/generation/sampler.hpp"
+#include "llama3/generation/llama.hpp"
+#include "llama3/generation/session.hpp"
