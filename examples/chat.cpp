@@ -1,0 +1,190 @@
+// llama3-chat: the reference app. An interactive conversation with a Llama 3 checkpoint that streams the reply,
+// keeps the dialog's KV cache between turns, and stops a reply on Ctrl-C; or, with --dialog/--prompt, one reply for
+// scripts.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <simdjson.h>
+
+#include "llama3/generation/llama.hpp"
+#include "llama3/generation/session.hpp"
+
+namespace {
+
+std::atomic<bool> interrupted{false};
+void on_sigint(int) { interrupted.store(true); }
+
+llama3::Dialog read_dialog(const std::string& path) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (const auto err = parser.load(path).get(doc)) {
+    throw llama3::Error(path + ": " + simdjson::error_message(err) + "; expected a JSON list of {\"role\", \"content\"}");
+  }
+  simdjson::dom::array list;
+  if (doc.get_array().get(list)) throw llama3::Error(path + ": expected a JSON list of {\"role\", \"content\"}");
+  llama3::Dialog dialog;
+  std::size_t i = 0;
+  for (auto item : list) {
+    std::string_view role, content;
+    if (item["role"].get_string().get(role) || item["content"].get_string().get(content)) {
+      throw llama3::Error(llama3::detail::cat(path, ": message ", i, " is not {\"role\": \"...\", \"content\": \"...\"}"));
+    }
+    dialog.push_back({llama3::parse_role(role), std::string(content)});
+    ++i;
+  }
+  if (dialog.empty()) throw llama3::Error(path + ": the dialog is empty");
+  return dialog;
+}
+
+void print_stats(const llama3::TurnStats& s) {
+  std::printf("[prefill %d tokens (%d reused) at %.1f tok/s, decode %d tokens at %.1f tok/s]\n", s.prefill_tokens,
+              s.reused_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_dir, tokenizer_path, system, dialog_path, prompt;
+  llama3::SamplingParams sampling;
+  std::uint64_t seed = std::random_device{}();
+  int max_gen_len = 512, max_seq_len = 2048;
+  unsigned threads = 0;
+  CLI::App app{"Chat with a Llama 3 model. Interactive by default: type a message, Enter to send; the reply streams\n"
+               "as it is generated. Commands: /reset (forget the conversation), /system TEXT, /stats, /exit.\n"
+               "Ctrl-C stops the current reply; Ctrl-D or /exit quits. With --dialog or --prompt: one reply, then exit.",
+               "llama3-chat"};
+  app.add_option("--model", model_dir, "checkpoint folder (Meta: params.json + consolidated.00.pth; Hugging Face: "
+                                       "config.json + model.safetensors)")->required();
+  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model or tokenizer.json (default: found in the folder)");
+  app.add_option("--system", system, "system message");
+  app.add_option("--temperature", sampling.temperature, "0 for greedy")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+  app.add_option("--top-p", sampling.top_p, "nucleus sampling (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--top-k", sampling.top_k, "keep the k best tokens (0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--min-p", sampling.min_p, "keep tokens at least this fraction of the best's probability (0: off)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repeat-penalty", sampling.repetition_penalty, "repetition penalty (1: off)")
+      ->capture_default_str()->check(CLI::Range(0.01, 10.0));
+  app.add_option("--seed", seed, "random seed (default: a new one each run)");
+  app.add_option("--max-gen-len", max_gen_len, "longest reply, in tokens")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-seq-len", max_seq_len, "context length: older turns are dropped beyond it")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--dialog", dialog_path, "a JSON list of {\"role\", \"content\"}: print the reply and exit");
+  app.add_option("--prompt", prompt, "one user message: print the reply and exit");
+  CLI11_PARSE(app, argc, argv);
+  sampling.seed = seed;
+  max_gen_len = std::min(max_gen_len, max_seq_len - 1);
+
+  try {
+    const bool tty = isatty(STDERR_FILENO);
+    auto progress = [tty](const llama3::LoadProgress& p) {
+      if (!tty && p.done != p.total) return;
+      std::fprintf(stderr, "\rloading: %.*s %zu/%zu   %s", static_cast<int>(p.stage.size()), p.stage.data(), p.done,
+                   p.total, p.done == p.total ? "\n" : "");
+    };
+    auto llama = llama3::Llama<>::build(model_dir, tokenizer_path, max_seq_len, 1, seed, threads, progress);
+    const auto& params = llama.model().params();
+
+    if (!dialog_path.empty() || !prompt.empty()) {  // one reply for scripts
+      llama3::Dialog dialog;
+      if (!dialog_path.empty()) {
+        dialog = read_dialog(dialog_path);
+      } else {
+        if (!system.empty()) dialog.push_back({llama3::Role::system, system});
+        dialog.push_back({llama3::Role::user, prompt});
+      }
+      llama3::GenerateOptions o;
+      o.sampling = sampling;
+      o.on_text = [](int, std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      };
+      llama.chat_completion({dialog}, max_gen_len, o);
+      std::printf("\n");
+      return 0;
+    }
+
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: Ctrl-C at the prompt interrupts the read
+    sigaction(SIGINT, &sa, nullptr);
+
+    llama3::ChatSession<> session(llama, max_gen_len, system.empty() ? std::nullopt : std::optional(system));
+    std::printf("llama3-chat: %s (dim %d, %d layers, %d/%d heads, vocab %d, context %d tokens)\n", model_dir.c_str(),
+                params.dim, params.n_layers, params.n_heads, params.n_kv_heads, params.vocab_size, params.max_seq_len);
+    std::printf("/reset forgets the conversation, /system TEXT sets the system message, /stats, /exit; Ctrl-C stops "
+                "a reply\n");
+    llama3::TurnStats last{};
+    int turns = 0;
+    long total_generated = 0;
+    for (;;) {
+      std::printf("> ");
+      std::fflush(stdout);
+      std::string line;
+      interrupted.store(false);
+      if (!std::getline(std::cin, line)) {
+        if (interrupted.load()) {  // Ctrl-C at the prompt: a fresh prompt
+          std::cin.clear();
+          clearerr(stdin);
+          std::printf("\n");
+          continue;
+        }
+        std::printf("\n");
+        break;  // end of input
+      }
+      if (line.empty()) continue;
+      if (line == "/exit" || line == "/quit") break;
+      if (line == "/reset") {
+        session.reset();
+        std::printf("(conversation reset)\n");
+        continue;
+      }
+      if (line.rfind("/system", 0) == 0) {
+        session.set_system(line.size() > 8 ? line.substr(8) : "");
+        std::printf("(system message set)\n");
+        continue;
+      }
+      if (line == "/stats") {
+        std::printf("turns %d, tokens generated %ld, context in use %zu of %d tokens\n", turns, total_generated,
+                    session.cached_tokens().size(), params.max_seq_len);
+        if (turns) print_stats(last);
+        continue;
+      }
+      if (line[0] == '/') {
+        std::printf("unknown command %s: /reset, /system TEXT, /stats, /exit\n", line.c_str());
+        continue;
+      }
+      interrupted.store(false);
+      session.say(line, sampling, &last, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return !interrupted.load();
+      });
+      ++turns;
+      total_generated += last.generated_tokens;
+      std::printf("\n");
+      if (last.interrupted) std::printf("[stopped]\n");
+      if (last.dropped_turns) {
+        std::printf("(dropped %d old message%s to fit the %d-token context)\n", last.dropped_turns,
+                    last.dropped_turns == 1 ? "" : "s", params.max_seq_len);
+      }
+      print_stats(last);
+    }
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "llama3-chat: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

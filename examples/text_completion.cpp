@@ -1,0 +1,48 @@
+// llama3-complete: Meta's example_text_completion.py: the same four prompts (the last one few-shot), the same
+// defaults, through Llama::text_completion.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "llama3/generation/llama.hpp"
+
+int main(int argc, char** argv) {
+  std::string ckpt_dir, tokenizer_path;
+  float temperature = 0.6f, top_p = 0.9f;
+  int max_seq_len = 128, max_gen_len = 64, max_batch_size = 4;
+  std::uint64_t seed = 1;
+  unsigned threads = 0;
+  CLI::App app{"Text completion of Meta's example prompts (example_text_completion.py)", "llama3-complete"};
+  app.add_option("--model,--ckpt-dir", ckpt_dir, "checkpoint folder (Meta or Hugging Face)")->required();
+  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model or tokenizer.json (default: found in the folder)");
+  app.add_option("--temperature", temperature)->capture_default_str();
+  app.add_option("--top-p", top_p)->capture_default_str();
+  app.add_option("--max-seq-len", max_seq_len)->capture_default_str();
+  app.add_option("--max-gen-len", max_gen_len)->capture_default_str();
+  app.add_option("--max-batch-size", max_batch_size)->capture_default_str();
+  app.add_option("--seed", seed)->capture_default_str();
+  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    auto generator = llama3::Llama<>::build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, seed, threads);
+    const std::vector<std::string> prompts = {
+        // For these prompts, the expected answer is the natural continuation of the prompt
+        "I believe the meaning of life is",
+        "Simply put, the theory of relativity states that ",
+        "A brief message congratulating the team on the launch:\n\n        Hi everyone,\n\n        I just ",
+        // Few shot prompt (providing a few examples before asking model to complete more);
+        "Translate English to French:\n\n        sea otter => loutre de mer\n        peppermint => menthe poivrée\n"
+        "        plush girafe => girafe peluche\n        cheese =>",
+    };
+    const auto results = generator.text_completion(prompts, temperature, top_p, max_gen_len);
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      std::printf("%s\n> %s\n\n==================================\n\n", prompts[i].c_str(), results[i].generation.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llama3-complete: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
