@@ -347,6 +347,7 @@ public:
   std::string finish() { return buffer_.finish(); }
   void reset() noexcept { buffer_.reset(); }
   bool has_pending() const noexcept { return !buffer_.pending().empty(); }
+  std::size_t pending_bytes() const noexcept { return buffer_.pending().size(); }
 
 private:
   const Tokenizer* tokenizer_;

@@ -42,6 +42,8 @@ struct GenerationOutput {
   std::vector<std::vector<TokenId>> tokens;   // per row: the generated tokens (with the prompt when echo)
   std::vector<std::vector<float>> logprobs;   // per row, when asked: log-probability of each of those tokens
   std::vector<std::string> stopped_by;        // per row: the stop token's or stop string's text, or "" (length)
+  std::vector<std::string> text;              // per row: the generated text (never the prompt), as streamed: cut
+                                              // just before a stop string, invalid UTF-8 replaced by U+FFFD
 };
 
 // Called with each new piece of a row's text as soon as it is complete UTF-8; return false to end that row.
@@ -155,8 +157,11 @@ public:
     std::vector<std::string> text(static_cast<std::size_t>(bsz));        // each row's generated text so far
     std::vector<std::size_t> streamed(static_cast<std::size_t>(bsz), 0);  // how much of it on_text has had
     std::vector<bool> done(static_cast<std::size_t>(bsz), false);
+    std::vector<bool> cut(static_cast<std::size_t>(bsz), false);  // ended by a stop string or the callback
     std::vector<std::string> stopped_by(static_cast<std::size_t>(bsz));
     std::vector<int> end_at(static_cast<std::size_t>(bsz), total_len);  // a row's tokens end here (stop string)
+    // Per row, after each generated token: where its text ends (bytes of an incomplete character count as text).
+    std::vector<std::vector<std::size_t>> piece_end(static_cast<std::size_t>(bsz));
     const auto& stop_tokens = tokenizer_.stop_tokens();
     const auto is_stop = [&](TokenId t) { return std::find(stop_tokens.begin(), stop_tokens.end(), t) != stop_tokens.end(); };
 
@@ -211,11 +216,20 @@ public:
             stopped_by[k] = std::string(tokenizer_.token_to_piece(next));
           } else {
             text[k] += streams[k].push(next);
+            piece_end[k].push_back(text[k].size() + streams[k].pending_bytes());
             if (!o.stop.empty() && check_stop_strings(o.stop, text[k], stopped_by[k])) {
-              done[k] = true;
-              end_at[k] = cur_pos;  // the token that completed the stop string is dropped with it
+              done[k] = cut[k] = true;
+              // Keep the tokens wholly before the stop string.
+              std::size_t n = 0;  // up to the last token whose text ends at or before the cut
+              for (std::size_t i = 0; i < piece_end[k].size(); ++i) {
+                if (piece_end[k][i] <= text[k].size()) n = i + 1;
+              }
+              end_at[k] = static_cast<int>(prompt_tokens[k].size()) + static_cast<int>(n);
             }
-            if (!stream_out(o, k, text[k], streamed[k], done[k])) done[k] = true;
+            if (!stream_out(o, k, text[k], streamed[k], done[k])) {
+              done[k] = cut[k] = true;  // the callback ended the row: keep what it has seen
+              end_at[k] = std::min(end_at[k], cur_pos + 1);
+            }
           }
         }
       }
@@ -224,8 +238,8 @@ public:
       for (int k = 0; k < bsz; ++k) all_done = all_done && (done[k] && !is_prompt(k, cur_pos));
       if (all_done) break;
     }
-    for (int k = 0; k < bsz; ++k) {  // the rest of the stream (a character cut by the end)
-      if (!done[k]) {
+    for (int k = 0; k < bsz; ++k) {  // the rest of the stream: what was held back, a character cut by the end
+      if (!cut[k]) {
         text[k] += streams[k].finish();
         stream_out(o, k, text[k], streamed[k], true);
       }
@@ -251,6 +265,7 @@ public:
       out.tokens.push_back(std::move(toks));
       if (o.logprobs) out.logprobs.push_back(std::move(probs));
       out.stopped_by.push_back(stopped_by[k]);
+      out.text.push_back(std::move(text[k]));
     }
     return out;
   }
@@ -276,7 +291,7 @@ public:
     std::vector<CompletionPrediction> out;
     for (std::size_t k = 0; k < prompts.size(); ++k) {
       CompletionPrediction p;
-      p.generation = utf8::replace_invalid(tokenizer_.decode(g.tokens[k]));
+      p.generation = generated_text(g, k, o, prompt_tokens[k]);
       if (o.logprobs) {
         for (const TokenId t : g.tokens[k]) p.tokens.push_back(utf8::replace_invalid(tokenizer_.decode({t})));
         p.logprobs = g.logprobs[k];
@@ -307,7 +322,7 @@ public:
     std::vector<ChatPrediction> out;
     for (std::size_t k = 0; k < dialogs.size(); ++k) {
       ChatPrediction p;
-      p.generation = {Role::assistant, utf8::replace_invalid(tokenizer_.decode(g.tokens[k]))};
+      p.generation = {Role::assistant, generated_text(g, k, o, prompt_tokens[k])};
       if (o.logprobs) {
         for (const TokenId t : g.tokens[k]) p.tokens.push_back(utf8::replace_invalid(tokenizer_.decode({t})));
         p.logprobs = g.logprobs[k];
@@ -318,6 +333,15 @@ public:
   }
 
 private:
+  // Meta's text of a row: its tokens decoded; cut exactly before a stop string when one ended it.
+  std::string generated_text(const GenerationOutput& g, std::size_t k, const GenerateOptions& o,
+                             const std::vector<TokenId>& prompt) const {
+    if (std::find(o.stop.begin(), o.stop.end(), g.stopped_by[k]) == o.stop.end() || g.stopped_by[k].empty()) {
+      return utf8::replace_invalid(tokenizer_.decode(g.tokens[k]));
+    }
+    return (o.echo ? utf8::replace_invalid(tokenizer_.decode(prompt)) : std::string()) + g.text[k];
+  }
+
   // forward() of tokens[:, from:to] for every row.
   Tensor<float> forward_rows(const std::vector<std::vector<TokenId>>& tokens, int from, int to, Logits which) {
     std::vector<TokenId> flat;
