@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "\rloading: %.*s %zu/%zu   %s", static_cast<int>(p.stage.size()), p.stage.data(), p.done,
                    p.total, p.done == p.total ? "\n" : "");
     };
+    if (tokenizer_path.empty() && std::filesystem::is_directory(model_dir)) {
+      tokenizer_path = llama3::find_tokenizer(model_dir, "give its path with --tokenizer FILE");
+    }
     auto llama = llama3::Llama<>::build(model_dir, tokenizer_path, max_seq_len, 1, seed, threads, progress);
     const auto& params = llama.model().params();
 

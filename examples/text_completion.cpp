@@ -1,6 +1,7 @@
 // llama3-complete: Meta's example_text_completion.py: the same four prompts (the last one few-shot), the same
 // defaults, through Llama::text_completion.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (tokenizer_path.empty() && std::filesystem::is_directory(ckpt_dir)) {
+      tokenizer_path = llama3::find_tokenizer(ckpt_dir, "give its path with --tokenizer FILE");
+    }
     auto generator = llama3::Llama<>::build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, seed, threads);
     const std::vector<std::string> prompts = {
         // For these prompts, the expected answer is the natural continuation of the prompt

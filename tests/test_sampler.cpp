@@ -139,6 +139,14 @@ TEST_CASE("penalties move the logits of the tokens in the window, and only those
   samplers::Penalties window(1.0f, 0.0f, 1.0f, 2);
   CHECK(after(window, context) == std::vector<float>{1.0f, -1.0f, 3.0f, -0.5f, -2.0f});
   CHECK(after(window, {}) == logits);
+  {  // candidates no longer in id order (a stage before sorted them): the same values
+    Candidates c(logits);
+    c.sort();
+    repetition.apply(c, context);
+    std::vector<float> out(logits.size());
+    for (const auto& t : c.data()) out[static_cast<std::size_t>(t.id)] = t.logit;
+    CHECK(out == std::vector<float>{1.0f, -2.0f, 3.0f, 0.25f, -2.0f});
+  }
   CHECK_THROWS_AS(samplers::Penalties(0.0f, 0, 0, -1), Error);
 
   // In a chain the penalty changes the choice: greedy would repeat token 0 (2 > 1.9), the penalty prevents it.

@@ -59,11 +59,13 @@ struct GenerateOptions {
 
 // Where the Llama 3 tokenizer of a checkpoint folder is: tokenizer.model (Meta), tokenizer.json (Hugging Face),
 // or original/tokenizer.model (Hugging Face repositories that carry Meta's files too).
-inline std::filesystem::path find_tokenizer(const std::filesystem::path& dir) {
+// `what_to_do` ends the error when there is none (a command-line tool names its option).
+inline std::filesystem::path find_tokenizer(const std::filesystem::path& dir,
+                                            std::string_view what_to_do = "pass the tokenizer's path") {
   for (const char* name : {"tokenizer.model", "tokenizer.json", "original/tokenizer.model"}) {
     if (std::filesystem::exists(dir / name)) return dir / name;
   }
-  throw Error(dir.string() + ": no tokenizer.model or tokenizer.json in the model folder; pass the tokenizer's path");
+  throw Error(dir.string() + ": no tokenizer.model or tokenizer.json in the model folder; " + std::string(what_to_do));
 }
 
 template <class Args = DynamicArgs, class Device = Cpu>

@@ -11,6 +11,7 @@
 //   7. a draw from what is left, with a seeded generator of our own (the same seed gives the same tokens on any
 //      machine and any thread count: the logits do not depend on the thread count either)
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -47,12 +48,16 @@ public:
   std::size_t size() const noexcept { return data_.size(); }
 
   // Sorts by logit, highest first (ties by lower id, for determinism).
-  void sort() {
+  void sort() { sort_top(data_.size()); }
+  // Sorts the best n to the front (the rest in no order): truncations need only the head of 128k candidates.
+  void sort_top(std::size_t n) {
     if (sorted_) return;
-    std::sort(data_.begin(), data_.end(), [](const TokenCandidate& a, const TokenCandidate& b) {
+    n = std::min(n, data_.size());
+    const auto better = [](const TokenCandidate& a, const TokenCandidate& b) {
       return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-    });
-    sorted_ = true;
+    };
+    std::partial_sort(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(n), data_.end(), better);
+    sorted_ = n == data_.size();
   }
   // p = softmax(logit) over the current candidates, in double for the sums.
   void softmax() {
@@ -60,17 +65,28 @@ public:
     for (const auto& c : data_) max = std::max(max, c.logit);
     double sum = 0;
     for (auto& c : data_) {
-      c.p = static_cast<float>(std::exp(static_cast<double>(c.logit) - max));
+      c.p = std::exp(c.logit - max);  // each term in float (ample for a probability), the sum in double
       sum += c.p;
     }
-    for (auto& c : data_) c.p = static_cast<float>(c.p / sum);
+    const auto inv = static_cast<float>(1.0 / sum);
+    for (auto& c : data_) c.p *= inv;
+    probs_ = true;
   }
+  // Whether p holds softmax(logit) over a superset of the candidates (truncation keeps it; new logits do not).
+  bool has_probs() const noexcept { return probs_; }
+  void logits_changed() noexcept { probs_ = false; }
+  // Keeps the first n (at least one); after sort_top(m) with n <= m, what is left is sorted.
   void truncate(std::size_t n) { data_.resize(std::max<std::size_t>(1, std::min(n, data_.size()))); }
-  void mark_unsorted() noexcept { sorted_ = false; }
+  void mark_sorted() noexcept { sorted_ = true; }
+  void mark_unsorted() noexcept {
+    sorted_ = false;
+    probs_ = false;
+  }
 
 private:
   std::vector<TokenCandidate> data_;
   bool sorted_ = false;
+  bool probs_ = false;
 };
 
 // One stage of a chain.
@@ -130,11 +146,20 @@ public:
     const std::size_t n = last_n_ < 0 ? context.size() : std::min<std::size_t>(context.size(), last_n_);
     for (std::size_t i = context.size() - n; i < context.size(); ++i) ++counts[context[i]];
     if (counts.empty()) return;
-    for (auto& t : c.data()) {
-      const auto it = counts.find(t.id);
-      if (it == counts.end()) continue;
+    const auto penalise = [&](TokenCandidate& t, int count) {
       if (repetition_ != 1.0f) t.logit = t.logit > 0 ? t.logit / repetition_ : t.logit * repetition_;
-      t.logit -= presence_ + frequency_ * static_cast<float>(it->second);
+      t.logit -= presence_ + frequency_ * static_cast<float>(count);
+    };
+    auto& d = c.data();
+    for (const auto& [id, count] : counts) {
+      const auto i = static_cast<std::size_t>(id);
+      if (i < d.size() && d[i].id == id) {  // the candidates are still in id order (the usual case): index
+        penalise(d[i], count);
+      } else {
+        for (auto& t : d) {
+          if (t.id == id) penalise(t, count);
+        }
+      }
     }
     c.mark_unsorted();
   }
@@ -152,6 +177,7 @@ public:
   }
   void apply(Candidates& c, std::span<const TokenId>) override {
     for (auto& x : c.data()) x.logit /= t_;
+    c.logits_changed();  // the order stays
   }
   std::string name() const override { return "temperature"; }
 
@@ -164,8 +190,9 @@ public:
   explicit TopK(int k) : k_(k) {}
   void apply(Candidates& c, std::span<const TokenId>) override {
     if (k_ <= 0 || static_cast<std::size_t>(k_) >= c.size()) return;
-    c.sort();
+    c.sort_top(static_cast<std::size_t>(k_));
     c.truncate(static_cast<std::size_t>(k_));
+    c.mark_sorted();
   }
   std::string name() const override { return "top-k"; }
 
@@ -180,16 +207,44 @@ public:
   explicit TopP(float p) : p_(p) {}
   void apply(Candidates& c, std::span<const TokenId>) override {
     if (p_ >= 1.0f) return;
-    c.sort();
     c.softmax();
-    double cumulative = 0;
-    std::size_t keep = 0;
-    for (const auto& t : c.data()) {
-      if (cumulative > p_) break;  // Meta: mask = probs_sum - probs_sort > p
-      cumulative += t.p;
+    // The nucleus is the best tokens up to the one whose cumulative probability first passes p. Rather than sort
+    // 128k tokens, bucket them by logit (one pass, as llama.cpp does): every token of the buckets above the one
+    // where the mass passes p is kept, and only that bucket is sorted.
+    auto& d = c.data();
+    constexpr int n_buckets = 512;
+    float top = -std::numeric_limits<float>::infinity(), bottom = std::numeric_limits<float>::infinity();
+    for (const auto& t : d) {
+      top = std::max(top, t.logit);
+      if (std::isfinite(t.logit)) bottom = std::min(bottom, t.logit);
+    }
+    const float scale = top > bottom ? static_cast<float>(n_buckets) / (top - bottom) : 0.0f;
+    const auto bucket = [&](float logit) {
+      const float b = (top - logit) * scale;  // 0 for the best; NaN or huge for -inf
+      return b < static_cast<float>(n_buckets - 1) ? static_cast<int>(b) : n_buckets - 1;
+    };
+    std::array<double, n_buckets> mass{};
+    for (const auto& t : d) mass[static_cast<std::size_t>(bucket(t.logit))] += t.p;
+    int crossing = 0;
+    double above = 0;  // the mass of the buckets before `crossing`
+    while (crossing < n_buckets - 1 && !(above + mass[static_cast<std::size_t>(crossing)] > p_)) {
+      above += mass[static_cast<std::size_t>(crossing)];
+      ++crossing;
+    }
+    // [kept buckets | the crossing bucket | the rest], then the crossing bucket in order.
+    const auto mid = std::partition(d.begin(), d.end(), [&](const TokenCandidate& t) { return bucket(t.logit) < crossing; });
+    const auto end = std::partition(mid, d.end(), [&](const TokenCandidate& t) { return bucket(t.logit) == crossing; });
+    std::sort(mid, end, [](const TokenCandidate& a, const TokenCandidate& b) {
+      return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
+    });
+    double before = 0;
+    for (auto it = d.begin(); it != mid; ++it) before += it->p;
+    auto keep = mid;
+    while (keep != end && !(before > p_)) {  // Meta: mask = probs_sum - probs_sort > p
+      before += keep->p;
       ++keep;
     }
-    c.truncate(keep);
+    c.truncate(static_cast<std::size_t>(keep - d.begin()));  // in no particular order, but always the same one
   }
   std::string name() const override { return "top-p"; }
 
@@ -203,12 +258,12 @@ public:
   explicit MinP(float p) : p_(p) {}
   void apply(Candidates& c, std::span<const TokenId>) override {
     if (p_ <= 0.0f) return;
-    c.sort();
     c.softmax();
-    const float threshold = c.data().front().p * p_;
-    std::size_t keep = 0;
-    while (keep < c.size() && c.data()[keep].p >= threshold) ++keep;
-    c.truncate(keep);
+    float best = 0;
+    for (const auto& t : c.data()) best = std::max(best, t.p);
+    const float threshold = best * p_;
+    auto& d = c.data();
+    d.erase(std::remove_if(d.begin(), d.end(), [&](const TokenCandidate& t) { return t.p < threshold; }), d.end());
   }
   std::string name() const override { return "min-p"; }
 
@@ -282,6 +337,11 @@ public:
 
   // Runs the stages, then picks: the best candidate when greedy, else a draw by probability.
   TokenId sample(std::span<const float> logits, std::span<const TokenId> context = {}) {
+    if (greedy_ && stages_.empty()) {  // argmax, the lowest id on ties (as torch.argmax)
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < logits.size(); ++i) best = logits[i] > logits[best] ? i : best;
+      return static_cast<TokenId>(best);
+    }
     Candidates c(logits);
     for (auto& s : stages_) s->apply(c, context);
     if (greedy_) {
@@ -290,9 +350,11 @@ public:
       });
       return best->id;
     }
-    c.sort();
-    c.softmax();
-    const double u = rng_.uniform();
+    if (!c.has_probs()) c.softmax();
+    // In the candidates' order, which the stages fixed (no need to sort 128k tokens), over the mass left.
+    double total = 0;
+    for (const auto& t : c.data()) total += t.p;
+    const double u = rng_.uniform() * total;
     double cumulative = 0;
     for (const auto& t : c.data()) {
       cumulative += t.p;

@@ -1,0 +1,275 @@
+// llama3-chat and llama3-complete end to end, on a small random model with the real Llama 3 vocabulary that the
+// test writes: driven through a pseudo-terminal as a person would (Ctrl-C mid-reply, /stats, /reset, a history that
+// overflows the context), through --dialog and --prompt against the library's chat_completion, and on missing or
+// broken model folders.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "llama3/generation/llama.hpp"
+#include "llama3/io/hf_writer.hpp"
+#include "llama3/model/synthetic.hpp"
+#include "support/checkpoint_writer.hpp"
+#include "support/test_data.hpp"
+
+using namespace llama3;
+using Catch::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The chat model: 2 layers of width 64 over Meta's 128,256-token vocabulary, bf16, written once per test run.
+const fs::path& chat_model() {
+  static const fs::path dir = [] {
+    const fs::path d = test::temp_dir("chat-model");
+    ModelParams p;
+    p.dim = 64;
+    p.n_layers = 2;
+    p.n_heads = 4;
+    p.n_kv_heads = 2;
+    p.hidden_dim = 128;
+    p.vocab_size = 128256;
+    p.tie_embeddings = true;
+    Checkpoint c = synthetic_checkpoint<bf16>(p, 21);
+    io::write_hf_checkpoint(d, c);
+    fs::copy_file(test::data_path("tokenizer.model"), d / "tokenizer.model");
+    return d;
+  }();
+  return dir;
+}
+
+// A program on a pseudo-terminal: what it prints, what we type.
+class Pty {
+public:
+  explicit Pty(const std::vector<std::string>& argv) {
+    pid_ = forkpty(&fd_, nullptr, nullptr, nullptr);
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Pty() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // Reads until `what` appears after `from` (an offset into everything read so far); fails after `seconds`.
+  std::size_t wait_for(const std::string& what, std::size_t from = 0, double seconds = 120) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    for (;;) {
+      if (const auto at = out_.find(what, from); at != std::string::npos) return at;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !read_some(static_cast<int>(left.count()))) {
+        FAIL("waited for \"" << what << "\"; the program printed:\n" << out_);
+      }
+    }
+  }
+  // Reads until at least n bytes past `from`.
+  void wait_for_bytes(std::size_t from, std::size_t n, double seconds = 120) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (out_.size() < from + n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !read_some(static_cast<int>(left.count()))) FAIL("no output; printed:\n" << out_);
+    }
+  }
+  void type(const std::string& text) { REQUIRE(write(fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size())); }
+  const std::string& output() const noexcept { return out_; }
+
+  // Reads to the end and returns the exit status.
+  int wait_exit(double seconds = 120) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline && read_some(100)) {
+    }
+    int status = 0;
+    for (;;) {
+      const pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (std::chrono::steady_clock::now() > deadline) FAIL("the program did not exit; printed:\n" << out_);
+      read_some(50);
+    }
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+private:
+  bool read_some(int timeout_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return false;
+    char buf[4096];
+    const ssize_t n = read(fd_, buf, sizeof buf);
+    if (n <= 0) return false;  // EIO: the program closed the terminal
+    out_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string out_;
+};
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+Run run(const std::string& args) {
+  const fs::path err = test::temp_dir("chat-stderr") / "err.txt";
+  const std::string cmd = args + " 2>" + err.string();
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  Run r{0, {}, {}};
+  char buf[1 << 16];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = test::read_file(err);
+  return r;
+}
+
+const std::string chat = LLAMA3_CHAT_TOOL;
+
+}  // namespace
+
+TEST_CASE("llama3-chat on a terminal: streams, stops a reply on Ctrl-C, /stats, /reset, /exit", "[cli][chat]") {
+  // A context long enough that the reply is still streaming when Ctrl-C comes.
+  Pty pty({chat, "--model", chat_model().string(), "--temperature", "0", "--max-seq-len", "4096", "--max-gen-len",
+           "4000", "--threads", "1"});
+  std::size_t at = pty.wait_for("> ", pty.wait_for("llama3-chat: "));
+  CHECK(pty.output().find("loading") != std::string::npos);  // progress while loading
+
+  // Ctrl-C at the prompt does not leave the program.
+  pty.type("\x03");
+  at = pty.wait_for("> ", at + 2);
+
+  pty.type("Tell me a very long story.\n");
+  const std::size_t reply = pty.wait_for("Tell me a very long story.", at) + 28;
+  pty.wait_for_bytes(reply, 64);  // the reply is streaming
+  pty.type("\x03");
+  at = pty.wait_for("[stopped]", reply);
+  at = pty.wait_for("tok/s]", at);  // prefill and decode speeds after the reply
+  at = pty.wait_for("> ", at);
+
+  pty.type("/stats\n");
+  at = pty.wait_for("turns 1, tokens generated ", at);
+  const std::size_t gen_at = at + 26;
+  const long generated = std::stol(pty.output().substr(gen_at, pty.output().find(',', gen_at) - gen_at));
+  CHECK(generated > 0);
+  CHECK(generated < 4000);  // it really was stopped
+
+  pty.type("/reset\n");
+  at = pty.wait_for("(conversation reset)", at);
+  pty.type("/stats\n");
+  at = pty.wait_for("context in use", at);
+  pty.type("/nonsense\n");
+  at = pty.wait_for("unknown command /nonsense", at);
+  pty.type("/exit\n");
+  CHECK(pty.wait_exit() == 0);
+}
+
+TEST_CASE("llama3-chat drops the oldest turns when the conversation outgrows the context, and says so", "[cli][chat]") {
+  Pty pty({chat, "--model", chat_model().string(), "--temperature", "0", "--max-seq-len", "128", "--max-gen-len", "24",
+           "--system", "You are a pirate.", "--threads", "1"});
+  std::size_t at = pty.wait_for("> ", pty.wait_for("llama3-chat: "));
+  bool dropped = false;
+  int reused_turns = 0;
+  for (int turn = 0; turn < 10 && !dropped; ++turn) {
+    pty.type("Question number " + std::to_string(turn) + ": what now?\n");
+    const std::size_t stats = pty.wait_for("tok/s]", at);
+    const std::string turn_out = pty.output().substr(at, stats - at);
+    dropped = turn_out.find("(dropped ") != std::string::npos;
+    if (turn > 0 && !dropped && turn_out.find(" reused)") != std::string::npos &&
+        turn_out.find("(0 reused)") == std::string::npos) {
+      ++reused_turns;  // a later turn prefills only its own tokens
+    }
+    at = pty.wait_for("> ", stats);
+  }
+  CHECK(dropped);
+  CHECK(pty.output().find("old message") != std::string::npos);
+  CHECK(reused_turns > 0);
+  pty.type("/exit\n");
+  CHECK(pty.wait_exit() == 0);
+}
+
+TEST_CASE("llama3-chat --dialog and --prompt print the reply of chat_completion and exit", "[cli][chat]") {
+  const fs::path dir = test::temp_dir("chat-dialog");
+  const fs::path dialog = dir / "dialog.json";
+  std::ofstream(dialog) << R"([{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "What is the capital of France?"}])";
+  const Run r = run(chat + " --model " + chat_model().string() + " --dialog " + dialog.string() +
+                    " --temperature 0 --max-gen-len 20 --threads 1");
+  REQUIRE(r.status == 0);
+
+  Llama<> llama = Llama<>::build(chat_model(), "", 2048, 1);
+  GenerateOptions o;
+  o.sampling.temperature = 0;
+  const Dialog d = {{Role::system, "Be brief."}, {Role::user, "What is the capital of France?"}};
+  const auto expected = llama.chat_completion({d}, 20, o);
+  CHECK(r.out == expected[0].generation.content + "\n");
+
+  const Run p = run(chat + " --model " + chat_model().string() + " --system 'Be brief.' --prompt 'What is the capital "
+                    "of France?' --temperature 0 --max-gen-len 20 --threads 1");
+  REQUIRE(p.status == 0);
+  CHECK(p.out == r.out);
+
+  // The same seed gives the same sampled reply.
+  const std::string sampled = chat + " --model " + chat_model().string() + " --prompt Hi --seed 9 --max-gen-len 12";
+  CHECK(run(sampled).out == run(sampled).out);
+
+  std::ofstream(dir / "bad.json") << R"([{"role": "user"}])";
+  const Run bad = run(chat + " --model " + chat_model().string() + " --dialog " + (dir / "bad.json").string());
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.err, Contains("bad.json") && Contains("message 0"));
+}
+
+TEST_CASE("llama3-chat and llama3-complete reject a missing or broken model folder, saying what was expected", "[cli][chat]") {
+  for (const std::string& tool : {chat, std::string(LLAMA3_COMPLETE_TOOL)}) {
+    INFO(tool);
+    const Run missing = run(tool + " --model /nonexistent/model");
+    CHECK(missing.status == 1);
+    CHECK_THAT(missing.err, Contains("/nonexistent/model") && Contains("params.json") && Contains("config.json"));
+
+    const fs::path broken = test::temp_dir("chat-broken");
+    std::ofstream(broken / "config.json") << "{\"hidden_size\": 64,";
+    fs::copy_file(test::data_path("tokenizer.model"), broken / "tokenizer.model");
+    const Run b = run(tool + " --model " + broken.string());
+    CHECK(b.status == 1);
+    CHECK_THAT(b.err, Contains("config.json"));
+
+    // A model without a tokenizer beside it.
+    const fs::path no_tok = test::temp_dir("chat-no-tokenizer");
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(chat_model() / f, no_tok / f);
+    const Run t = run(tool + " --model " + no_tok.string());
+    CHECK(t.status == 1);
+    CHECK_THAT(t.err, Contains("tokenizer.model") && Contains("--tokenizer"));
+  }
+  const Run help = run(chat + " --help");
+  CHECK(help.status == 0);
+  CHECK_THAT(help.out, Contains("--max-seq-len") && Contains("/reset"));
+}
+
+TEST_CASE("llama3-complete runs Meta's example prompts", "[cli]") {
+  const Run r = run(std::string(LLAMA3_COMPLETE_TOOL) + " --model " + chat_model().string() +
+                    " --max-gen-len 8 --temperature 0 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("I believe the meaning of life is\n> ") && Contains("cheese =>\n> ") &&
+                        Contains("=================================="));
+}
