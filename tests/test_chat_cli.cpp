@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "llama3/generation/llama.hpp"
+#include "llama3/generation/session.hpp"
 #include "llama3/io/hf_writer.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "support/checkpoint_writer.hpp"
@@ -272,4 +273,15 @@ TEST_CASE("llama3-complete runs Meta's example prompts", "[cli]") {
   REQUIRE(r.status == 0);
   CHECK_THAT(r.out, Contains("I believe the meaning of life is\n> ") && Contains("cheese =>\n> ") &&
                         Contains("=================================="));
+}
+
+TEST_CASE("the README's chat program runs and says what the library's session says", "[cli][chat]") {
+  const Run r = run("printf 'Hello!\\nAnd again?\\n' | " + std::string(LLAMA3_README_CHAT) + " " + chat_model().string());
+  REQUIRE(r.status == 0);
+  Llama<> llama = Llama<>::build(chat_model(), "", 2048, 1);
+  ChatSession<> session(llama, 512, "You are a helpful assistant.");
+  const SamplingParams sampling;  // the program's: Meta's defaults, seed 0
+  const std::string first = session.say("Hello!", sampling);
+  const std::string second = session.say("And again?", sampling);
+  CHECK(r.out == "> " + first + "\n> " + second + "\n> ");
 }
