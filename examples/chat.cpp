@@ -1,16 +1,15 @@
 // llama3-chat: the reference app. An interactive conversation with a Llama 3 checkpoint that streams the reply,
 // keeps the dialog's KV cache between turns, and stops a reply on Ctrl-C; or, with --dialog/--prompt, one reply for
 // scripts.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -45,6 +44,45 @@ llama3::Dialog read_dialog(const std::string& path) {
   if (dialog.empty()) throw llama3::Error(path + ": the dialog is empty");
   return dialog;
 }
+
+// Lines from standard input that notice Ctrl-C at any moment: a SIGINT that lands just before a blocking read would
+// not interrupt it, so the read waits in poll() and checks the flag between short waits.
+class LineReader {
+public:
+  enum Result { line, end, interrupted };
+  Result read(std::string& out) {
+    for (;;) {
+      if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        out = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      if (eof_) {
+        if (buffer_.empty()) return end;
+        out = std::move(buffer_);  // a last line without a newline
+        buffer_.clear();
+        return line;
+      }
+      if (::interrupted.load()) {
+        buffer_.clear();  // Ctrl-C drops the line being typed, as a shell does
+        return interrupted;
+      }
+      pollfd p{STDIN_FILENO, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;  // timeout, or EINTR from the signal: check the flag
+      char chunk[4096];
+      const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
+      if (n > 0) {
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        eof_ = true;
+      }
+    }
+  }
+
+private:
+  std::string buffer_;
+  bool eof_ = false;
+};
 
 void print_stats(const llama3::TurnStats& s) {
   std::printf("[prefill %d tokens (%d reused) at %.1f tok/s, decode %d tokens at %.1f tok/s]\n", s.prefill_tokens,
@@ -132,20 +170,20 @@ int main(int argc, char** argv) {
     llama3::TurnStats last{};
     int turns = 0;
     long total_generated = 0;
+    LineReader input;
     for (;;) {
+      interrupted.store(false);
       std::printf("> ");
       std::fflush(stdout);
       std::string line;
-      interrupted.store(false);
-      if (!std::getline(std::cin, line)) {
-        if (interrupted.load()) {  // Ctrl-C at the prompt: a fresh prompt
-          std::cin.clear();
-          clearerr(stdin);
-          std::printf("\n");
-          continue;
-        }
+      const LineReader::Result got = input.read(line);
+      if (got == LineReader::interrupted) {  // Ctrl-C at the prompt: a fresh prompt
         std::printf("\n");
-        break;  // end of input
+        continue;
+      }
+      if (got == LineReader::end) {
+        std::printf("\n");
+        break;
       }
       if (line.empty()) continue;
       if (line == "/exit" || line == "/quit") break;

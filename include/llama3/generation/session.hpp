@@ -116,7 +116,10 @@ public:
     cached_ = prompt;
     epoch_ = llama_->cache_epoch();
 
-    SamplerChain chain = SamplerChain::from(sampling);
+    // A stream of randomness per turn: the same seed gives the same conversation, not the same draws every turn.
+    SamplingParams turn_sampling = sampling;
+    turn_sampling.seed = sampling.seed + 0x9E3779B97F4A7C15ull * turns_++;
+    SamplerChain chain = SamplerChain::from(turn_sampling);
     StreamDecoder stream(llama_->tokenizer());
     const auto& stop = llama_->tokenizer().stop_tokens();
     std::vector<TokenId> reply;
@@ -159,6 +162,7 @@ private:
   std::vector<TokenId> tokens_;  // the conversation so far, as the model saw it (empty: encode the dialog)
   std::vector<TokenId> cached_;  // the tokens whose keys and values are in row 0 of the KV cache
   std::uint64_t epoch_ = ~std::uint64_t{0};
+  std::uint64_t turns_ = 0;
 };
 
 }  // namespace llama3
