@@ -94,7 +94,7 @@ TEST_CASE("greedy generate() reproduces every fixture's greedy continuation, bat
   }
 }
 
-TEST_CASE("logprobs are the log-softmax of the logits at each step; echo returns the prompt too", "[generation]") {
+TEST_CASE("logprobs are the log-softmax of the logits at each step, and echo returns the prompt too", "[generation]") {
   const test::ModelFixture f = test::load_model_fixture("tiny-gqa");
   Llama<> llama = fixture_llama(f, "meta", 3);
   const std::vector<std::vector<TokenId>> prompts = {f.prompts[0], f.prompts[1], {7, 8, 9, 10, 11, 12, 13, 14, 15}};
@@ -168,7 +168,7 @@ TEST_CASE("the max_seq_len and max_batch_size edges", "[generation]") {
   CHECK(cut.tokens[1].size() == 10);
 }
 
-TEST_CASE("stop tokens end a row; Meta cuts the output before them", "[generation]") {
+TEST_CASE("stop tokens end a row, and Meta cuts the output before them", "[generation]") {
   Llama<> llama = small_llama(2, 128, 2, SpecialTokenNames::llama3_1);
   const Tokenizer& tok = llama.tokenizer();
   const std::vector<TokenId> a = tok.encode("Once upon a time", true, false);

@@ -101,7 +101,7 @@ TEST_CASE("top-k keeps the k best, min-p its threshold", "[sampler]") {
   require_frequency(hm, 4, n, 0.2 / 0.85);
 }
 
-TEST_CASE("temperature draws from softmax(logits / T); 0 is greedy", "[sampler]") {
+TEST_CASE("temperature draws from softmax(logits / T), and 0 is greedy", "[sampler]") {
   const std::vector<float> logits = {1.0f, 2.0f, 0.5f, 2.0f};
   SamplerChain greedy = SamplerChain::from(params(0.0f, 0.9f));
   for (int i = 0; i < 50; ++i) CHECK(greedy.sample(logits) == 1);  // ties go to the lower id, as torch.argmax
@@ -181,7 +181,7 @@ TEST_CASE("logit bias and the logits hook forbid or force tokens", "[sampler]") 
   CHECK(SamplerChain::from(p).names() == std::vector<std::string>{"logit-bias", "temperature", "draw"});
 }
 
-TEST_CASE("a seed fixes the draws; another seed gives others", "[sampler]") {
+TEST_CASE("a seed fixes the draws, and another seed gives others", "[sampler]") {
   std::vector<float> logits(1000);
   for (std::size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(std::sin(static_cast<double>(i)));
   const auto run = [&](std::uint64_t seed) {
