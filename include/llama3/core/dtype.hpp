@@ -67,18 +67,39 @@ struct f16 {
   }
 };
 
-enum class DType { f32, bf16, f16 };
+// Quantized types (core/quant.hpp) store blocks of weights: GGUF's Q8_0, Q4_0, Q4_K and Q6_K.
+enum class DType { f32, bf16, f16, q8_0, q4_0, q4_k, q6_k };
 
 inline constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
     case DType::f32: return "float32";
     case DType::bf16: return "bfloat16";
     case DType::f16: return "float16";
+    case DType::q8_0: return "Q8_0";
+    case DType::q4_0: return "Q4_0";
+    case DType::q4_k: return "Q4_K";
+    case DType::q6_k: return "Q6_K";
   }
   return "?";
 }
 
-inline constexpr std::size_t dtype_size(DType t) noexcept { return t == DType::f32 ? 4 : 2; }
+// Elements in one storage unit (a block for quantized types), and its bytes.
+inline constexpr std::int64_t dtype_block_elements(DType t) noexcept {
+  return t == DType::q8_0 || t == DType::q4_0 ? 32 : t == DType::q4_k || t == DType::q6_k ? 256 : 1;
+}
+inline constexpr std::size_t dtype_block_bytes(DType t) noexcept {
+  switch (t) {
+    case DType::f32: return 4;
+    case DType::bf16: case DType::f16: return 2;
+    case DType::q8_0: return 34;
+    case DType::q4_0: return 18;
+    case DType::q4_k: return 144;
+    case DType::q6_k: return 210;
+  }
+  return 0;
+}
+// Bytes per element of the unquantized types.
+inline constexpr std::size_t dtype_size(DType t) noexcept { return dtype_block_bytes(t); }
 
 template <class T>
 inline constexpr DType dtype_of = DType::f32;

@@ -19,6 +19,7 @@
 #include "llama3/core/device.hpp"
 #include "llama3/core/dtype.hpp"
 #include "llama3/core/error.hpp"
+#include "llama3/core/quant.hpp"
 
 namespace llama3 {
 
@@ -82,15 +83,20 @@ public:
 
   Tensor() = default;
 
+  // Elements per storage unit: 1, or a quantized block's size (the shape always counts elements).
+  static constexpr int block = block_elements<element_type>;
+
   // An owning tensor, uninitialised.
   explicit Tensor(const Shape& shape) : shape_(shape) {
     static_assert(std::is_same_v<Device, Cpu>, "owning tensors on other devices come from their backend");
-    owner_ = detail::aligned_buffer(static_cast<std::size_t>(shape.numel()) * sizeof(T));
+    owner_ = detail::aligned_buffer(static_cast<std::size_t>(shape.numel() / block) * sizeof(T));
     data_ = static_cast<T*>(owner_.get());
   }
 
   // An owning tensor filled with `value`.
-  static Tensor filled(const Shape& shape, element_type value) {
+  static Tensor filled(const Shape& shape, element_type value)
+    requires(block == 1)
+  {
     Tensor t(shape);
     std::fill(t.data(), t.data() + t.numel(), value);
     return t;
@@ -117,15 +123,16 @@ public:
   int rank() const noexcept { return shape_.rank(); }
   std::int64_t dim(int i) const noexcept { return shape_[i]; }
   std::int64_t numel() const noexcept { return shape_.numel(); }
-  std::size_t bytes() const noexcept { return static_cast<std::size_t>(numel()) * sizeof(T); }
+  std::size_t bytes() const noexcept { return static_cast<std::size_t>(numel() / block) * sizeof(T); }
   bool empty() const noexcept { return data_ == nullptr; }
   const std::shared_ptr<void>& owner() const noexcept { return owner_; }
 
   // Row r of a 2-d tensor (or the r-th slice along the first dimension).
-  T* row(std::int64_t r) const noexcept { return data_ + r * (numel() / shape_[0]); }
+  T* row(std::int64_t r) const noexcept { return data_ + r * (numel() / shape_[0] / block); }
 
   // Eigen views (CPU only): rows x cols, row-major.
   auto matrix() const {
+    static_assert(block == 1, "Eigen maps are for unquantized tensors");
     static_assert(std::is_same_v<Device, Cpu>, "Eigen maps are for CPU tensors");
     using M = Eigen::Matrix<element_type, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using Map = std::conditional_t<std::is_const_v<T>, Eigen::Map<const M>, Eigen::Map<M>>;
@@ -133,6 +140,7 @@ public:
     return Map(data_, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(rows ? numel() / rows : 0));
   }
   auto vector() const {
+    static_assert(block == 1, "Eigen maps are for unquantized tensors");
     static_assert(std::is_same_v<Device, Cpu>, "Eigen maps are for CPU tensors");
     using V = Eigen::Matrix<element_type, Eigen::Dynamic, 1>;
     using Map = std::conditional_t<std::is_const_v<T>, Eigen::Map<const V>, Eigen::Map<V>>;
@@ -147,7 +155,9 @@ private:
 
 // A weight of any storage type: what a checkpoint holds decides it at run time, and kernels dispatch on it.
 template <class Device = Cpu>
-using AnyTensor = std::variant<Tensor<const float, Device>, Tensor<const bf16, Device>, Tensor<const f16, Device>>;
+using AnyTensor = std::variant<Tensor<const float, Device>, Tensor<const bf16, Device>, Tensor<const f16, Device>,
+                               Tensor<const BlockQ8_0, Device>, Tensor<const BlockQ4_0, Device>,
+                               Tensor<const BlockQ4_K, Device>, Tensor<const BlockQ6_K, Device>>;
 
 template <class Device>
 DType dtype(const AnyTensor<Device>& t) noexcept {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 #include "llama3/io/raw_tensor.hpp"
 #include "llama3/io/safetensors.hpp"
 #include "llama3/io/torch_checkpoint.hpp"
+#include "llama3/model/quantize.hpp"
 #include "llama3/model/weights.hpp"
 
 namespace llama3 {
@@ -35,7 +37,7 @@ enum class RopeLayout { interleaved, half_split };
 enum class CheckpointFormat { meta, hf };
 
 struct LoadProgress {
-  std::string_view stage;  // "reading", "merging shards", "checking"
+  std::string_view stage;  // "reading", "merging shards", "checking", "quantizing"
   std::size_t done, total;
 };
 
@@ -43,6 +45,7 @@ struct LoadOptions {
   int max_seq_len = 2048;
   int max_batch_size = 1;
   std::function<void(const LoadProgress&)> progress = nullptr;  // called while loading; may be empty
+  std::optional<DType> quantize = std::nullopt;  // q8_0 or q4_0: quantize the matrices after loading (norms stay float)
 };
 
 struct Checkpoint {
@@ -84,9 +87,7 @@ inline void fill_weights(TensorMap& map, const ModelParams& p, WeightFormat form
     if (is_norm && r.dtype != DType::f32) {  // tiny: keep norms in float for RMSNorm
       Tensor<float> f(r.shape);
       const AnyTensor<Cpu> src = any_view(r);
-      std::visit([&](const auto& t) {
-        for (std::int64_t i = 0; i < t.numel(); ++i) f.data()[i] = to_float(t.data()[i]);
-      }, src);
+      std::visit([&](const auto& t) { dequantize_row(t.data(), t.numel(), f.data()); }, src);
       out = Tensor<const float>(f);
     } else {
       out = any_view(r);
@@ -273,9 +274,20 @@ inline Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOp
     throw Error(dir.string() + ": not a folder; expected a Meta checkpoint (params.json, consolidated.00.pth) or a "
                                "Hugging Face one (config.json, model.safetensors)");
   }
-  if (std::filesystem::exists(dir / "params.json")) return io::load_meta(dir, options);
-  if (std::filesystem::exists(dir / "config.json")) return io::load_hf(dir, options);
-  throw Error(dir.string() + ": neither params.json (Meta) nor config.json (Hugging Face) is there");
+  Checkpoint c;
+  if (std::filesystem::exists(dir / "params.json")) {
+    c = io::load_meta(dir, options);
+  } else if (std::filesystem::exists(dir / "config.json")) {
+    c = io::load_hf(dir, options);
+  } else {
+    throw Error(dir.string() + ": neither params.json (Meta) nor config.json (Hugging Face) is there");
+  }
+  if (options.quantize) {
+    quantize_weights(c.weights, c.params, *options.quantize, 0, [&](std::size_t done, std::size_t total) {
+      if (options.progress) options.progress({"quantizing", done, total});
+    });
+  }
+  return c;
 }
 
 }  // namespace llama3

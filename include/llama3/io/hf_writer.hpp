@@ -90,6 +90,10 @@ inline void write_hf_checkpoint(const std::filesystem::path& dir, Checkpoint& c)
   std::filesystem::create_directories(dir);
   std::vector<TensorBytes> tensors;
   for_each_weight(c.weights, c.params, [&](const WeightSlot& slot, AnyTensor<Cpu>& t) {
+    if (dtype_block_elements(dtype(t)) != 1) {
+      throw Error(detail::cat("cannot write ", slot.name_in(WeightFormat::hf), " (", dtype_name(dtype(t)),
+                              ") to safetensors: quantized weights have no Hugging Face form"));
+    }
     std::visit([&](const auto& x) {
       tensors.push_back({slot.name_in(WeightFormat::hf), dtype(t), x.shape(),
                          std::string_view(reinterpret_cast<const char*>(x.data()), x.bytes())});

@@ -3,6 +3,7 @@
 // file (or a buffer) that `owner` keeps alive, and where they came from for error messages.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,7 +22,10 @@ struct RawTensor {
   std::string file;         // for errors
   std::uint64_t offset = 0;  // byte offset of the data in `file`
 
-  std::size_t bytes() const noexcept { return static_cast<std::size_t>(shape.numel()) * dtype_size(dtype); }
+  // Quantized tensors (GGUF) count elements in the shape and store blocks along the last dimension.
+  std::size_t bytes() const noexcept {
+    return static_cast<std::size_t>(shape.numel() / dtype_block_elements(dtype)) * dtype_block_bytes(dtype);
+  }
 };
 
 using TensorMap = std::map<std::string, RawTensor>;
@@ -60,6 +64,10 @@ inline AnyTensor<Cpu> any_view(const RawTensor& r) {
     case DType::f32: return typed_view<float>(r);
     case DType::bf16: return typed_view<bf16>(r);
     case DType::f16: return typed_view<f16>(r);
+    case DType::q8_0: return typed_view<BlockQ8_0>(r);
+    case DType::q4_0: return typed_view<BlockQ4_0>(r);
+    case DType::q4_k: return typed_view<BlockQ4_K>(r);
+    case DType::q6_k: return typed_view<BlockQ6_K>(r);
   }
   throw Error("unknown dtype");
 }

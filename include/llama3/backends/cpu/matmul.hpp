@@ -50,6 +50,21 @@ void matmul_reference(const float* x, std::int64_t m, std::int64_t k, const W* w
   }
 }
 
+// The reference for quantized weights: each row dequantized (ggml's arithmetic), then sums in double.
+template <class Q>
+  requires is_quantized<Q>
+void matmul_reference(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t n, float* y) {
+  std::vector<float> row(static_cast<std::size_t>(k));
+  for (std::int64_t j = 0; j < n; ++j) {
+    dequantize_row(w + j * (k / Q::elements), k, row.data());
+    for (std::int64_t i = 0; i < m; ++i) {
+      double s = 0;
+      for (std::int64_t p = 0; p < k; ++p) s += double(x[i * k + p]) * double(row[static_cast<std::size_t>(p)]);
+      y[i * n + j] = static_cast<float>(s);
+    }
+  }
+}
+
 // ---- portable kernels (no SIMD intrinsics; the compiler vectorises what it can) ---------------------------------
 
 template <class W>
@@ -288,12 +303,143 @@ LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k
   }
 }
 
+// ---- quantized weights: blocks become floats in registers (Q8_0, Q4_0) or in an L1 buffer (K-quants), then the
+// same FMAs as the float kernels. Activations stay float, so the result is f32 maths on the dequantized weights.
+
+// The 32 weights of a block as four vectors of 8, scaled.
+LLAMA3_TARGET_AVX2 inline void load_block(const BlockQ8_0& b, __m256 v[4]) {
+  const __m256 d = _mm256_set1_ps(static_cast<float>(b.d));
+  for (int g = 0; g < 4; ++g) {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + 8 * g));
+    v[g] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+  }
+}
+LLAMA3_TARGET_AVX2 inline void load_block(const BlockQ4_0& b, __m256 v[4]) {
+  const __m256 d = _mm256_set1_ps(static_cast<float>(b.d));
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, mask), eight);                     // weights 0..15
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight);  // weights 16..31
+  v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)));
+  v[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))));
+  v[2] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
+  v[3] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))));
+}
+
+// m (1..4) rows of x against quantized W rows [j0, j1).
+template <int M, class Q>
+LLAMA3_TARGET_AVX2 void gemv_quant_avx2(const float* x, std::int64_t k, const Q* w, std::int64_t j0, std::int64_t j1,
+                                        float* y, std::int64_t ldy) {
+  constexpr int E = Q::elements;
+  const std::int64_t nb = k / E;
+  alignas(32) float buf[E];
+  for (std::int64_t j = j0; j < j1; ++j) {
+    const Q* row = w + j * nb;
+    __m256 acc[M][2];
+    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
+      if constexpr (E == 32) {
+        __m256 v[4];
+        load_block(row[b], v);
+        for (int i = 0; i < M; ++i) {
+          const float* xi = x + i * k + b * 32;
+          acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi), v[0], acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 8), v[1], acc[i][1]);
+          acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 16), v[2], acc[i][0]);
+          acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 24), v[3], acc[i][1]);
+        }
+      } else {
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 64, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 128, _MM_HINT_T0);
+        dequantize(row[b], buf);
+        for (int i = 0; i < M; ++i) {
+          const float* xi = x + i * k + b * E;
+          for (int q = 0; q < E; q += 16) {
+            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + q), _mm256_load_ps(buf + q), acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + q + 8), _mm256_load_ps(buf + q + 8), acc[i][1]);
+          }
+        }
+      }
+    }
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[i][0], acc[i][1]));
+  }
+}
+
+// Prefill: 16 rows x kc columns dequantized into a float scratch, then packed as float weights are.
+template <class Q>
+LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t j0,
+                                        std::int64_t j1, float* y, std::int64_t ldy) {
+  constexpr std::int64_t kc_max = 256;  // a multiple of every block size
+  alignas(64) float panel[kc_max * 16];
+  alignas(64) float rows[16 * kc_max];
+  const std::int64_t nb = k / Q::elements;
+  for (std::int64_t i = 0; i < m; ++i) std::fill(y + i * ldy + j0, y + i * ldy + j1, 0.0f);
+  for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - p0);
+    for (std::int64_t j = j0; j < j1; j += 16) {
+      const std::int64_t cols = std::min<std::int64_t>(16, j1 - j);
+      for (std::int64_t c = 0; c < cols; ++c) {
+        dequantize_row(w + (j + c) * nb + p0 / Q::elements, kc, rows + c * kc);
+      }
+      pack_panel(static_cast<const float*>(rows), kc, cols, 0, 0, kc, panel);
+      std::int64_t i = 0;
+      for (; i + 6 <= m; i += 6) tile_avx2<6>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols);
+      switch (m - i) {
+        case 5: tile_avx2<5>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
+        case 4: tile_avx2<4>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
+        case 3: tile_avx2<3>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
+        case 2: tile_avx2<2>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
+        case 1: tile_avx2<1>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
+        default: break;
+      }
+    }
+  }
+}
+
 #endif  // LLAMA3_X86
+
+// Quantized W without SIMD: each row dequantized once, then dot products.
+template <class Q>
+void gemv_quant_portable(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t j0, std::int64_t j1,
+                         float* y, std::int64_t ldy) {
+  std::vector<float> row(static_cast<std::size_t>(k));
+  for (std::int64_t j = j0; j < j1; ++j) {
+    dequantize_row(w + j * (k / Q::elements), k, row.data());
+    gemv_portable(x, m, k, row.data(), 0, 1, y + j, ldy);
+  }
+}
+
+template <class W>
+void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
+                          std::int64_t j1, float* y, std::int64_t ldy);
 
 // Columns [j0, j1) of y (m x n, leading dimension ldy) = x (m x k) W^T (W is n x k).
 template <class W>
 void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
                     std::int64_t j1, float* y, std::int64_t ldy) {
+  if constexpr (is_quantized<W>) {
+#if LLAMA3_X86
+    if (has_avx2()) {
+      switch (m) {
+        case 1: return gemv_quant_avx2<1>(x, k, w, j0, j1, y, ldy);
+        case 2: return gemv_quant_avx2<2>(x, k, w, j0, j1, y, ldy);
+        case 3: return gemv_quant_avx2<3>(x, k, w, j0, j1, y, ldy);
+        case 4: return gemv_quant_avx2<4>(x, k, w, j0, j1, y, ldy);
+        default: return gemm_quant_avx2(x, m, k, w, j0, j1, y, ldy);
+      }
+    }
+#endif
+    (void)n;
+    return gemv_quant_portable(x, m, k, w, j0, j1, y, ldy);
+  } else {
+    matmul_columns_float(x, m, k, w, n, j0, j1, y, ldy);
+  }
+}
+
+template <class W>
+void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
+                          std::int64_t j1, float* y, std::int64_t ldy) {
 #if LLAMA3_X86
   if (has_avx2()) {
     switch (m) {

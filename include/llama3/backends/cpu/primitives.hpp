@@ -24,8 +24,7 @@ struct primitives<Cpu> {
     std::visit([&](const auto& t) {
       const std::int64_t dim = t.dim(1);
       for (std::size_t r = 0; r < tokens.size(); ++r) {
-        const auto* row = t.row(tokens[r]);
-        for (std::int64_t i = 0; i < dim; ++i) out[static_cast<std::int64_t>(r) * dim + i] = to_float(row[i]);
+        dequantize_row(t.row(tokens[r]), dim, out + static_cast<std::int64_t>(r) * dim);
       }
     }, table);
   }
