@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "llama3/backends/cpu/matmul.hpp"
+#include "llama3/model/quantize.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "llama3/model/transformer.hpp"
 
@@ -116,7 +117,7 @@ int main(int argc, char** argv) {
   app.add_option("--gen", gen, "tokens to decode after the prompt")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--reps", reps, "repetitions (the median is reported)")->capture_default_str()->check(CLI::Range(1, 100));
   app.add_option("--threads", threads_list, "thread counts to run, comma-separated (default: 1 and all)");
-  app.add_option("--dtype", dtype, "weight type")->check(CLI::IsMember({"bf16", "f16", "f32"}))->capture_default_str();
+  app.add_option("--dtype", dtype, "weight type")->check(CLI::IsMember({"bf16", "f16", "f32", "q8_0", "q4_0"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
@@ -133,9 +134,12 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   const auto t0 = Clock::now();
   const llama3::ModelParams p = llama3::llama3_2_1b_params(prompt + gen, 1);
-  llama3::Checkpoint c = dtype == "bf16"  ? llama3::synthetic_checkpoint<llama3::bf16>(p)
-                         : dtype == "f16" ? llama3::synthetic_checkpoint<llama3::f16>(p)
-                                          : llama3::synthetic_checkpoint<float>(p);
+  llama3::Checkpoint c = dtype == "f16"   ? llama3::synthetic_checkpoint<llama3::f16>(p)
+                         : dtype == "f32" ? llama3::synthetic_checkpoint<float>(p)
+                                          : llama3::synthetic_checkpoint<llama3::bf16>(p);
+  if (dtype == "q8_0" || dtype == "q4_0") {  // from the bf16 weights, as llama-quantize would
+    llama3::quantize_weights(c.weights, c.params, llama3::parse_quantization(dtype));
+  }
   const double weight_gb = static_cast<double>(llama3::weight_bytes_per_token(c.weights)) / 1e9;
   llama3::Transformer<> model(std::move(c), 1);
   std::printf("built in %.1f s; %.3f GB of weights read per decoded token; AVX2 kernels: %s\n", seconds_since(t0),

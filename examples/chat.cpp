@@ -92,7 +92,7 @@ void print_stats(const llama3::TurnStats& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, tokenizer_path, system, dialog_path, prompt;
+  std::string model_dir, tokenizer_path, system, dialog_path, prompt, quantize;
   llama3::SamplingParams sampling;
   std::uint64_t seed = std::random_device{}();
   int max_gen_len = 512, max_seq_len = 2048;
@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-seq-len", max_seq_len, "context length: older turns are dropped beyond it")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--dialog", dialog_path, "a JSON list of {\"role\", \"content\"}: print the reply and exit");
   app.add_option("--prompt", prompt, "one user message: print the reply and exit");
   CLI11_PARSE(app, argc, argv);
@@ -133,7 +135,11 @@ int main(int argc, char** argv) {
     if (tokenizer_path.empty() && std::filesystem::is_directory(model_dir)) {
       tokenizer_path = llama3::find_tokenizer(model_dir, "give its path with --tokenizer FILE");
     }
-    auto llama = llama3::Llama<>::build(model_dir, tokenizer_path, max_seq_len, 1, seed, threads, progress);
+    llama3::LoadOptions options;
+    options.max_seq_len = max_seq_len;
+    options.progress = progress;
+    if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
+    auto llama = llama3::Llama<>::build(model_dir, tokenizer_path, options, seed, threads);
     const auto& params = llama.model().params();
 
     if (!dialog_path.empty() || !prompt.empty()) {  // one reply for scripts

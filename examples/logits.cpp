@@ -43,6 +43,7 @@ void append_float(std::string& out, float f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string quantize;
   std::string model_dir, tokens_text;
   bool all_positions = false;
   int greedy = 0, max_seq_len = 0;
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
   app.add_flag("--all-positions", all_positions, "logits of every position, not only the last");
   app.add_option("--greedy", greedy, "also continue greedily this many tokens")->check(CLI::Range(0, 1 << 20));
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   app.add_option("--max-seq-len", max_seq_len, "KV cache length (default: the tokens plus --greedy)")
       ->check(CLI::Range(1, 1 << 24));
   CLI11_PARSE(app, argc, argv);
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
     const std::vector<llama3::TokenId> tokens = parse_tokens(tokens_text);
     llama3::LoadOptions options;
     options.max_seq_len = max_seq_len ? max_seq_len : static_cast<int>(tokens.size()) + greedy;
+    if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
     if (isatty(STDERR_FILENO)) {
       options.progress = [](const llama3::LoadProgress& p) {
         std::fprintf(stderr, "\r%.*s %zu/%zu   ", static_cast<int>(p.stage.size()), p.stage.data(), p.done, p.total);

@@ -10,7 +10,7 @@
 #include "llama3/generation/llama.hpp"
 
 int main(int argc, char** argv) {
-  std::string ckpt_dir, tokenizer_path;
+  std::string ckpt_dir, tokenizer_path, quantize;
   float temperature = 0.6f, top_p = 0.9f;
   int max_seq_len = 128, max_gen_len = 64, max_batch_size = 4;
   std::uint64_t seed = 1;
@@ -25,12 +25,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch-size", max_batch_size)->capture_default_str();
   app.add_option("--seed", seed)->capture_default_str();
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   CLI11_PARSE(app, argc, argv);
   try {
     if (tokenizer_path.empty() && std::filesystem::is_directory(ckpt_dir)) {
       tokenizer_path = llama3::find_tokenizer(ckpt_dir, "give its path with --tokenizer FILE");
     }
-    auto generator = llama3::Llama<>::build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, seed, threads);
+    llama3::LoadOptions options;
+    options.max_seq_len = max_seq_len;
+    options.max_batch_size = max_batch_size;
+    if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
+    auto generator = llama3::Llama<>::build(ckpt_dir, tokenizer_path, options, seed, threads);
     const std::vector<std::string> prompts = {
         // For these prompts, the expected answer is the natural continuation of the prompt
         "I believe the meaning of life is",

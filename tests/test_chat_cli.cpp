@@ -285,3 +285,10 @@ TEST_CASE("the README's chat program runs and says what the library's session sa
   const std::string second = session.say("And again?", sampling);
   CHECK(r.out == "> " + first + "\n> " + second + "\n> ");
 }
+
+TEST_CASE("llama3-chat --quantize q8_0 chats with the quantized model", "[cli][chat][quant]") {
+  const Run r = run(chat + " --model " + chat_model().string() + " --prompt Hi --temperature 0 --max-gen-len 8 "
+                    "--quantize q8_0 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(r.out.size() > 1);
+}

@@ -95,3 +95,19 @@ TEST_CASE("llama3-logits: errors go to stderr with a non-zero exit", "[cli][erro
   CHECK(r.status == 0);
   CHECK(r.out.find("--all-positions") != std::string::npos);
 }
+
+TEST_CASE("llama3-logits --quantize gives the logits of the quantized model", "[cli][quant]") {
+  const test::ModelFixture f = test::load_model_fixture("tiny-gqa");
+  for (const char* q : {"q8_0", "q4_0"}) {
+    INFO(q);
+    const Run r = run("--model " + (f.dir / "hf").string() + " --tokens " + join(f.prompts[0]) + " --quantize " + q);
+    REQUIRE(r.status == 0);
+    simdjson::dom::parser parser;
+    std::vector<float> got;
+    for (auto x : parser.parse(r.out)["logits"].get_array().at(0).get_array()) got.push_back(float(double(x)));
+    const double err = test::max_abs_diff(got.data(), f.last_logits[0]);
+    CHECK(err > f.atol);  // quantized: not the float model's logits
+    CHECK(err < (std::string(q) == "q8_0" ? 0.2 : 3.0));
+  }
+  CHECK(run("--model " + (f.dir / "hf").string() + " --tokens 1 --quantize q5_0").status != 0);
+}

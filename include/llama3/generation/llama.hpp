@@ -82,6 +82,12 @@ public:
     options.max_seq_len = max_seq_len;
     options.max_batch_size = max_batch_size;
     options.progress = std::move(progress);
+    return build(ckpt_dir, tokenizer_path, options, seed, threads);
+  }
+
+  // The same with every loading option (max_seq_len, max_batch_size, progress, quantize).
+  static Llama build(const std::filesystem::path& ckpt_dir, const std::filesystem::path& tokenizer_path,
+                     const LoadOptions& options, std::uint64_t seed = 1, unsigned threads = 0) {
     Checkpoint c = load_checkpoint(ckpt_dir, options);
     // Llama 3.1 and later (scaled RoPE) name their special tokens as llama-models does (<|eom_id|>, ...).
     const SpecialTokenNames names = c.params.use_scaled_rope ? SpecialTokenNames::llama3_1 : SpecialTokenNames::llama3;
