@@ -11,7 +11,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
 mkdir -p build/fuzz/artifacts
-for target in tokenizer_model tokenizer_json encode safetensors torch_checkpoint model_config; do
+for target in tokenizer_model tokenizer_json encode safetensors torch_checkpoint model_config gguf; do
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$target/." "$work/"
   echo "fuzz: $target for ${seconds}s"
