@@ -6,6 +6,7 @@
 // are copied, to merge them. Every tensor is checked against the params: a missing, extra, misshapen or wrongly
 // typed tensor is an Error naming it, expected against found.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -20,6 +21,7 @@
 
 #include "llama3/core/mapped_file.hpp"
 #include "llama3/core/tensor.hpp"
+#include "llama3/io/gguf.hpp"
 #include "llama3/io/model_config.hpp"
 #include "llama3/io/raw_tensor.hpp"
 #include "llama3/io/safetensors.hpp"
@@ -34,7 +36,7 @@ namespace llama3 {
 // the checkpoint's own layout gives the same attention scores without rewriting the weights.
 enum class RopeLayout { interleaved, half_split };
 
-enum class CheckpointFormat { meta, hf };
+enum class CheckpointFormat { meta, hf, gguf };
 
 struct LoadProgress {
   std::string_view stage;  // "reading", "merging shards", "checking", "quantizing"
@@ -54,6 +56,7 @@ struct Checkpoint {
   TransformerWeights<Cpu> weights;
   RopeLayout rope_layout = RopeLayout::interleaved;
   std::filesystem::path dir;
+  std::vector<float> rope_freqs;  // GGUF: llama.cpp's per-frequency RoPE divisors (scaled RoPE), else empty
 };
 
 namespace io {
@@ -266,16 +269,98 @@ inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& o
   return c;
 }
 
+// The llama architecture's hyper-parameters from a GGUF file's metadata (llama.cpp's key names).
+inline ModelParams gguf_params(const GgufFile& g, const std::string& source) {
+  const auto need = [&](std::string_view key) -> const GgufValue& {
+    const GgufValue* v = g.find(key);
+    if (!v) throw Error(source + ": no " + std::string(key) + " in the metadata");
+    return *v;
+  };
+  const auto integer = [&](std::string_view key) {
+    const GgufValue& v = need(key);
+    if (!v.is_integer() || v.i <= 0 || v.i > (1 << 30)) {
+      throw Error(source + ": " + std::string(key) + " must be a positive integer");
+    }
+    return static_cast<int>(v.i);
+  };
+  const auto number = [&](std::string_view key, double fallback) {
+    const GgufValue* v = g.find(key);
+    if (!v) return fallback;
+    if (v->type != GgufType::f32 && v->type != GgufType::f64 && !v->is_integer()) {
+      throw Error(source + ": " + std::string(key) + " must be a number");
+    }
+    return v->f;
+  };
+  const GgufValue& arch = need("general.architecture");
+  if (arch.type != GgufType::string || arch.s != "llama") {
+    throw Error(source + ": general.architecture is " + detail::quote(arch.s) + "; only \"llama\" models are read");
+  }
+  ModelParams p;
+  p.dim = integer("llama.embedding_length");
+  p.n_layers = integer("llama.block_count");
+  p.n_heads = integer("llama.attention.head_count");
+  p.n_kv_heads = g.find("llama.attention.head_count_kv") ? integer("llama.attention.head_count_kv") : p.n_heads;
+  p.hidden_dim = integer("llama.feed_forward_length");
+  p.norm_eps = number("llama.attention.layer_norm_rms_epsilon", 1e-5);
+  p.rope_theta = number("llama.rope.freq_base", 10000.0);
+  if (g.find("llama.attention.key_length") && integer("llama.attention.key_length") != p.dim / p.n_heads) {
+    throw Error(source + ": llama.attention.key_length differs from embedding_length / head_count");
+  }
+  const auto embd = g.tensors.find("token_embd.weight");
+  if (embd == g.tensors.end() || embd->second.shape.rank() != 2) throw Error(source + ": no 2-d token_embd.weight tensor");
+  p.vocab_size = static_cast<int>(embd->second.shape[0]);
+  if (g.find("llama.vocab_size") && integer("llama.vocab_size") != p.vocab_size) {
+    throw Error(detail::cat(source, ": llama.vocab_size is ", integer("llama.vocab_size"), " but token_embd.weight has ",
+                            p.vocab_size, " rows"));
+  }
+  p.tie_embeddings = g.tensors.find("output.weight") == g.tensors.end();
+  return p;
+}
+
+// A GGUF file of the llama architecture: tensors used in place (quantized ones too), q and k in Meta's
+// interleaved row order (llama.cpp's converter undoes Hugging Face's permutation), scaled RoPE from rope_freqs.
+inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions& options) {
+  GgufFile g = read_gguf_file(path);
+  if (options.progress) options.progress({"reading", 1, 1});
+  Checkpoint c;
+  c.format = CheckpointFormat::gguf;
+  c.dir = path;
+  c.rope_layout = RopeLayout::interleaved;
+  c.params = gguf_params(g, path.string());
+  c.params.max_seq_len = options.max_seq_len;
+  c.params.max_batch_size = options.max_batch_size;
+  c.params.validate(path.string());
+  if (const auto it = g.tensors.find("rope_freqs.weight"); it != g.tensors.end()) {
+    const RawTensor& r = it->second;
+    if (r.dtype != DType::f32 || r.shape.rank() != 1 || r.shape[0] != c.params.head_dim() / 2) {
+      throw Error(r.file, r.offset, detail::cat("rope_freqs.weight must be float32 of head_dim / 2 = ",
+                                                c.params.head_dim() / 2, " values"));
+    }
+    c.rope_freqs.resize(static_cast<std::size_t>(r.shape[0]));
+    std::memcpy(c.rope_freqs.data(), r.data, r.bytes());
+    for (const float d : c.rope_freqs) {
+      if (!(d > 0) || !std::isfinite(d)) throw Error(r.file, r.offset, "rope_freqs.weight holds a non-positive divisor");
+    }
+    c.params.use_scaled_rope = true;
+    g.tensors.erase(it);
+  }
+  fill_weights(g.tensors, c.params, WeightFormat::gguf, path.string(), c.weights, options.progress);
+  return c;
+}
+
 }  // namespace io
 
-// Loads a Meta or Hugging Face checkpoint folder, telling them apart by params.json and config.json.
+// Loads a Meta or Hugging Face checkpoint folder, telling them apart by params.json and config.json, or a GGUF file.
 inline Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {}) {
-  if (!std::filesystem::is_directory(dir)) {
-    throw Error(dir.string() + ": not a folder; expected a Meta checkpoint (params.json, consolidated.00.pth) or a "
-                               "Hugging Face one (config.json, model.safetensors)");
+  const bool gguf = std::filesystem::is_regular_file(dir) && dir.extension() == ".gguf";
+  if (!gguf && !std::filesystem::is_directory(dir)) {
+    throw Error(dir.string() + ": not a folder; expected a Meta checkpoint (params.json, consolidated.00.pth), a "
+                               "Hugging Face one (config.json, model.safetensors) or a .gguf file");
   }
   Checkpoint c;
-  if (std::filesystem::exists(dir / "params.json")) {
+  if (gguf) {
+    c = io::load_gguf(dir, options);
+  } else if (std::filesystem::exists(dir / "params.json")) {
     c = io::load_meta(dir, options);
   } else if (std::filesystem::exists(dir / "config.json")) {
     c = io::load_hf(dir, options);

@@ -45,8 +45,9 @@ struct GgufFile {
   std::uint32_t version = 0;
   std::uint64_t alignment = 32;
   std::uint64_t data_offset = 0;  // where the tensor data starts
-  std::map<std::string, GgufValue, std::less<>> metadata;
+  std::map<std::string, GgufValue, std::less<>> metadata;  // strings view the file, which `owner` keeps alive
   TensorMap tensors;
+  std::shared_ptr<const void> owner;
 
   const GgufValue* find(std::string_view key) const {
     const auto it = metadata.find(key);
@@ -169,6 +170,7 @@ private:
 inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> owner, const std::string& source) {
   gguf_detail::Reader r(bytes, source);
   GgufFile g;
+  g.owner = owner;
   if (bytes.size() < 4 || bytes.substr(0, 4) != "GGUF") r.fail(0, "not a GGUF file (no \"GGUF\" magic)");
   r.read<std::uint32_t>("the magic");
   g.version = r.read<std::uint32_t>("the version");

@@ -48,7 +48,7 @@ public:
       : p_(resolve<Args>(c.params, c.dir.string())),
         w_(std::move(c.weights)),
         layout_(c.rope_layout),
-        rope_(p_.head_dim(), 2 * p_.max_seq_len, p_.rope_theta, p_.use_scaled_rope, p_.rope_scaling),
+        rope_(p_.head_dim(), 2 * p_.max_seq_len, p_.rope_theta, p_.use_scaled_rope, p_.rope_scaling, c.rope_freqs),
         pool_(std::make_unique<ThreadPool>(threads)) {
     const std::size_t per_layer = static_cast<std::size_t>(p_.max_batch_size) * p_.max_seq_len * kv_dim();
     cache_k_.assign(per_layer * static_cast<std::size_t>(p_.n_layers), 0.0f);

@@ -19,22 +19,33 @@ struct WeightName {
   bool per_layer;
   const char* meta;  // Meta's state dict; {} is the layer index
   const char* hf;    // Hugging Face's
+  const char* gguf;  // llama.cpp's
   int shard_dim;     // how Meta's model parallelism splits it: 0 rows, 1 columns, -1 replicated
 };
 
 inline constexpr WeightName weight_names[] = {
-    {WeightKind::tok_embeddings, false, "tok_embeddings.weight", "model.embed_tokens.weight", 0},  // VocabParallel
-    {WeightKind::attention_norm, true, "layers.{}.attention_norm.weight", "model.layers.{}.input_layernorm.weight", -1},
-    {WeightKind::wq, true, "layers.{}.attention.wq.weight", "model.layers.{}.self_attn.q_proj.weight", 0},
-    {WeightKind::wk, true, "layers.{}.attention.wk.weight", "model.layers.{}.self_attn.k_proj.weight", 0},
-    {WeightKind::wv, true, "layers.{}.attention.wv.weight", "model.layers.{}.self_attn.v_proj.weight", 0},
-    {WeightKind::wo, true, "layers.{}.attention.wo.weight", "model.layers.{}.self_attn.o_proj.weight", 1},
-    {WeightKind::ffn_norm, true, "layers.{}.ffn_norm.weight", "model.layers.{}.post_attention_layernorm.weight", -1},
-    {WeightKind::w1, true, "layers.{}.feed_forward.w1.weight", "model.layers.{}.mlp.gate_proj.weight", 0},
-    {WeightKind::w2, true, "layers.{}.feed_forward.w2.weight", "model.layers.{}.mlp.down_proj.weight", 1},
-    {WeightKind::w3, true, "layers.{}.feed_forward.w3.weight", "model.layers.{}.mlp.up_proj.weight", 0},
-    {WeightKind::norm, false, "norm.weight", "model.norm.weight", -1},
-    {WeightKind::output, false, "output.weight", "lm_head.weight", 0},
+    {WeightKind::tok_embeddings, false, "tok_embeddings.weight", "model.embed_tokens.weight",
+     "token_embd.weight", 0},  // VocabParallel
+    {WeightKind::attention_norm, true, "layers.{}.attention_norm.weight", "model.layers.{}.input_layernorm.weight",
+     "blk.{}.attn_norm.weight", -1},
+    {WeightKind::wq, true, "layers.{}.attention.wq.weight", "model.layers.{}.self_attn.q_proj.weight",
+     "blk.{}.attn_q.weight", 0},
+    {WeightKind::wk, true, "layers.{}.attention.wk.weight", "model.layers.{}.self_attn.k_proj.weight",
+     "blk.{}.attn_k.weight", 0},
+    {WeightKind::wv, true, "layers.{}.attention.wv.weight", "model.layers.{}.self_attn.v_proj.weight",
+     "blk.{}.attn_v.weight", 0},
+    {WeightKind::wo, true, "layers.{}.attention.wo.weight", "model.layers.{}.self_attn.o_proj.weight",
+     "blk.{}.attn_output.weight", 1},
+    {WeightKind::ffn_norm, true, "layers.{}.ffn_norm.weight", "model.layers.{}.post_attention_layernorm.weight",
+     "blk.{}.ffn_norm.weight", -1},
+    {WeightKind::w1, true, "layers.{}.feed_forward.w1.weight", "model.layers.{}.mlp.gate_proj.weight",
+     "blk.{}.ffn_gate.weight", 0},
+    {WeightKind::w2, true, "layers.{}.feed_forward.w2.weight", "model.layers.{}.mlp.down_proj.weight",
+     "blk.{}.ffn_down.weight", 1},
+    {WeightKind::w3, true, "layers.{}.feed_forward.w3.weight", "model.layers.{}.mlp.up_proj.weight",
+     "blk.{}.ffn_up.weight", 0},
+    {WeightKind::norm, false, "norm.weight", "model.norm.weight", "output_norm.weight", -1},
+    {WeightKind::output, false, "output.weight", "lm_head.weight", "output.weight", 0},
 };
 
 // Tensors some checkpoints carry that the model does not use (precomputed RoPE tables).
@@ -42,10 +53,10 @@ inline bool is_ignored_weight_name(const std::string& name) {
   return name == "rope.freqs" || name.ends_with(".rotary_emb.inv_freq");
 }
 
-enum class WeightFormat { meta, hf };
+enum class WeightFormat { meta, hf, gguf };
 
 inline std::string weight_name(const WeightName& w, int layer, WeightFormat format) {
-  std::string s = format == WeightFormat::meta ? w.meta : w.hf;
+  std::string s = format == WeightFormat::meta ? w.meta : format == WeightFormat::hf ? w.hf : w.gguf;
   if (w.per_layer) s.replace(s.find("{}"), 2, std::to_string(layer));
   return s;
 }

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <span>
 #include <vector>
 
+#include "llama3/core/error.hpp"
 #include "llama3/model/model_args.hpp"
 
 namespace llama3::ops {
@@ -38,8 +40,17 @@ class RopeTable {
 public:
   RopeTable() = default;
   // Positions [0, end), as Meta's precompute_freqs_cis(head_dim, end = 2 * max_seq_len, ...).
-  RopeTable(int head_dim, int end, double theta, bool use_scaled, const RopeScaling& s)
-      : half_(head_dim / 2), inv_freq_(rope_inv_freq(head_dim, theta, use_scaled, s)) {
+  // freq_divisors: a GGUF file's rope_freqs (llama.cpp's converter stores the scaling as one divisor per
+  // frequency); when given, they replace use_scaled/s.
+  RopeTable(int head_dim, int end, double theta, bool use_scaled, const RopeScaling& s,
+            std::span<const float> freq_divisors = {})
+      : half_(head_dim / 2), inv_freq_(rope_inv_freq(head_dim, theta, use_scaled && freq_divisors.empty(), s)) {
+    if (!freq_divisors.empty()) {
+      if (freq_divisors.size() != half_) {
+        throw Error(detail::cat("rope_freqs has ", freq_divisors.size(), " values, expected head_dim / 2 = ", half_));
+      }
+      for (std::size_t i = 0; i < half_; ++i) inv_freq_[i] /= static_cast<double>(freq_divisors[i]);
+    }
     cos_.resize(static_cast<std::size_t>(end) * half_);
     sin_.resize(cos_.size());
     for (int t = 0; t < end; ++t) {
