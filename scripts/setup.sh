@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev libsimdjson-dev libpcre2-dev
   catch2 libcli11-dev libbenchmark-dev
   librust-fancy-regex-dev             # Rust's regex engine, as the official tiktoken core uses it: a test oracle
+  python3-numpy                       # ../shared/tools/gguf/make_gguf.py: GGUF files from an independent writer
 )
 # The oracle builds with any cargo; take Debian's when none is on the PATH (rustup's counts).
 if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

@@ -1,11 +1,15 @@
 // llama3-logits end to end: its JSON for each fixture and format equals the expected logits and greedy tokens.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include <simdjson.h>
 
+#include "support/checkpoint_writer.hpp"
 #include "support/model_fixtures.hpp"
 
 using namespace llama3;
@@ -110,4 +114,65 @@ TEST_CASE("llama3-logits --quantize gives the logits of the quantized model", "[
     CHECK(err < (std::string(q) == "q8_0" ? 0.2 : 3.0));
   }
   CHECK(run("--model " + (f.dir / "hf").string() + " --tokens 1 --quantize q5_0").status != 0);
+}
+
+namespace {
+
+// ../shared/tools/gguf/make_gguf.py, when it and numpy are there: an independent GGUF writer.
+std::string make_gguf_tool() {
+  const std::string tool = std::string(LLAMA3_SHARED_DIR) + "/tools/gguf/make_gguf.py";
+  if (!std::filesystem::exists(tool)) return "";
+  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) return "";
+  return tool;
+}
+
+std::vector<float> first_logits(const Run& r) {
+  simdjson::dom::parser parser;
+  std::vector<float> out;
+  for (auto x : parser.parse(r.out)["logits"].get_array().at(0).get_array()) out.push_back(float(double(x)));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("GGUF files from make_gguf.py give the logits of their Hugging Face export", "[cli][gguf]") {
+  const std::string tool = make_gguf_tool();
+  if (tool.empty()) {
+    WARN("skipped: needs ../shared/tools/gguf/make_gguf.py and python3-numpy");
+    return;
+  }
+  const std::filesystem::path dir = test::temp_dir("make-gguf");
+  const std::string common = " random --preset tiny --vocab-size 512 --seed 3 ";
+  const auto sh = [](const std::string& cmd) { REQUIRE(std::system((cmd + " >/dev/null 2>&1").c_str()) == 0); };
+  sh("/usr/bin/python3 " + tool + common + "--dtype f32 -o " + (dir / "f32.gguf").string() + " --export-hf " +
+     (dir / "hf").string() + " --export-dtype f32");
+  sh("/usr/bin/python3 " + tool + common + "--dtype q8_0 -o " + (dir / "q8_0.gguf").string());
+  const std::string tokens = " --tokens 1,2,3,4,5,6,7,8 --greedy 8 --threads 2";
+  const Run f32 = run("--model " + (dir / "f32.gguf").string() + tokens);
+  const Run hf = run("--model " + (dir / "hf").string() + tokens);
+  const Run q8 = run("--model " + (dir / "q8_0.gguf").string() + tokens);
+  const Run hf_q8 = run("--model " + (dir / "hf").string() + tokens + " --quantize q8_0");
+  REQUIRE(f32.status == 0);
+  REQUIRE(hf.status == 0);
+  REQUIRE(q8.status == 0);
+  REQUIRE(hf_q8.status == 0);
+  const auto a = first_logits(f32), b = first_logits(hf), c = first_logits(q8), d = first_logits(hf_q8);
+  REQUIRE(a.size() == 512);
+  double same_weights = 0, same_quant = 0, quant_error = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    same_weights = std::max(same_weights, std::fabs(double(a[i]) - b[i]));
+    same_quant = std::max(same_quant, std::fabs(double(c[i]) - d[i]));
+    quant_error = std::max(quant_error, std::fabs(double(c[i]) - a[i]));
+  }
+  CHECK(same_weights < 1e-5);  // GGUF's interleaved q/k against Hugging Face's permuted ones
+  CHECK(same_quant < 1e-5);    // make_gguf.py's Q8_0 blocks are ours (ggml's reference rounding)
+  CHECK(quant_error > 1e-4);
+  const auto greedy = [](const Run& r) {
+    simdjson::dom::parser parser;
+    std::vector<std::int64_t> ids;
+    for (auto x : parser.parse(r.out)["greedy"].get_array()) ids.push_back(std::int64_t(x));
+    return ids;
+  };
+  CHECK(greedy(f32) == greedy(hf));
+  CHECK(greedy(f32).size() == 8);
 }
