@@ -22,6 +22,7 @@
 #include "llama3/io/hf_writer.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "support/checkpoint_writer.hpp"
+#include "support/small_model.hpp"
 #include "support/test_data.hpp"
 
 using namespace llama3;
@@ -34,15 +35,7 @@ namespace {
 const fs::path& chat_model() {
   static const fs::path dir = [] {
     const fs::path d = test::temp_dir("chat-model");
-    ModelParams p;
-    p.dim = 64;
-    p.n_layers = 2;
-    p.n_heads = 4;
-    p.n_kv_heads = 2;
-    p.hidden_dim = 128;
-    p.vocab_size = 128256;
-    p.tie_embeddings = true;
-    Checkpoint c = synthetic_checkpoint<bf16>(p, 21);
+    Checkpoint c = synthetic_checkpoint<bf16>(test::small_llama3_params(), 21);
     io::write_hf_checkpoint(d, c);
     fs::copy_file(test::data_path("tokenizer.model"), d / "tokenizer.model");
     return d;

@@ -15,6 +15,7 @@
 #include "llama3/model/synthetic.hpp"
 #include "support/checkpoint_writer.hpp"
 #include "support/model_fixtures.hpp"
+#include "support/small_model.hpp"
 #include "support/test_data.hpp"
 
 using namespace llama3;
@@ -30,19 +31,8 @@ Llama<> fixture_llama(const test::ModelFixture& f, const char* format, int max_b
   return Llama<>(std::move(model), test::llama3_tokenizer());
 }
 
-// A small random model with the real Llama 3 vocabulary.
 ModelParams small_params(int max_seq_len = 256, int max_batch_size = 2) {
-  ModelParams p;
-  p.dim = 64;
-  p.n_layers = 2;
-  p.n_heads = 4;
-  p.n_kv_heads = 2;
-  p.hidden_dim = 128;
-  p.vocab_size = 128256;
-  p.tie_embeddings = true;
-  p.max_seq_len = max_seq_len;
-  p.max_batch_size = max_batch_size;
-  return p;
+  return test::small_llama3_params(max_seq_len, max_batch_size);
 }
 
 Llama<> small_llama(unsigned threads = 2, int max_seq_len = 256, int max_batch_size = 2,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "llama3/core/json.hpp"
+#include "llama3/io/gguf.hpp"
 #include "llama3/tokenizer.hpp"
 #include "support/files.hpp"
 #include "support/test_data.hpp"
@@ -37,47 +38,17 @@ struct GgufStrings {
   std::vector<std::string> tokens, merges;
 };
 
-GgufStrings read_gguf_vocab(const std::string& data) {
-  std::size_t pos = 0;
-  const auto need = [&](std::size_t n) {
-    if (pos + n > data.size()) throw std::runtime_error("GGUF truncated at " + std::to_string(pos));
-  };
-  const auto u32 = [&] { need(4); std::uint32_t v; std::memcpy(&v, data.data() + pos, 4); pos += 4; return v; };
-  const auto u64 = [&] { need(8); std::uint64_t v; std::memcpy(&v, data.data() + pos, 8); pos += 8; return v; };
-  const auto str = [&] { const auto n = u64(); need(n); std::string s = data.substr(pos, n); pos += n; return s; };
-  const auto skip = [&](std::uint32_t type, auto& self) -> void {
-    static const int sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (type == 8) {
-      str();
-    } else if (type == 9) {
-      const auto t = u32();
-      const auto n = u64();
-      for (std::uint64_t i = 0; i < n; ++i) self(t, self);
-    } else if (type < 13) {
-      need(static_cast<std::size_t>(sizes[type]));
-      pos += static_cast<std::size_t>(sizes[type]);
-    } else {
-      throw std::runtime_error("GGUF: unknown type");
-    }
-  };
-  if (u32() != 0x46554747u) throw std::runtime_error("not a GGUF file");
-  u32();  // version
-  u64();  // tensors
-  const auto n_kv = u64();
+// The tokenizer's string lists of a GGUF file, through the library's reader.
+GgufStrings read_gguf_vocab(const fs::path& path) {
+  const io::GgufFile g = io::read_gguf_file(path);
   GgufStrings out;
-  for (std::uint64_t i = 0; i < n_kv; ++i) {
-    const std::string key = str();
-    const auto type = u32();
-    std::vector<std::string>* target =
-        key == "tokenizer.ggml.tokens" ? &out.tokens : key == "tokenizer.ggml.merges" ? &out.merges : nullptr;
-    if (target && type == 9) {
-      const auto t = u32();
-      const auto n = u64();
-      if (t != 8) throw std::runtime_error("GGUF: " + key + " is not a string array");
-      for (std::uint64_t k = 0; k < n; ++k) target->push_back(str());
-    } else {
-      skip(type, skip);
+  for (const auto& [key, list] : {std::pair{"tokenizer.ggml.tokens", &out.tokens},
+                                  std::pair{"tokenizer.ggml.merges", &out.merges}}) {
+    const io::GgufValue* v = g.find(key);
+    if (!v || v->type != io::GgufType::array || v->item_type != io::GgufType::string) {
+      throw std::runtime_error(path.string() + ": " + key + " is not a string array");
     }
+    for (const auto& item : v->items) list->emplace_back(item.s);
   }
   return out;
 }
@@ -124,7 +95,7 @@ int main(int argc, char** argv) {
   // The GGUF's tokens and merges (from Meta's tokenizer.json).
   const fs::path gguf = dir / "ggml-vocab-llama-bpe.gguf";
   if (fs::exists(gguf)) {
-    const GgufStrings g = read_gguf_vocab(test::read_file(gguf));
+    const GgufStrings g = read_gguf_vocab(gguf);
     EXPECT(g.tokens.size() == 128256, "128256 GGUF tokens, found " << g.tokens.size());
     for (std::size_t id = 0; id < g.tokens.size() && id < 128000; ++id) {
       EXPECT(g.tokens[id] == test::byte_level(tok.token_to_piece(static_cast<TokenId>(id))), "GGUF token " << id);

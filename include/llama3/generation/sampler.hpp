@@ -47,15 +47,17 @@ public:
   const std::vector<TokenCandidate>& data() const noexcept { return data_; }
   std::size_t size() const noexcept { return data_.size(); }
 
-  // Sorts by logit, highest first (ties by lower id, for determinism).
+  // The candidates' order: higher logit first, ties to the lower id (as torch.argmax), so results are deterministic.
+  static bool better(const TokenCandidate& a, const TokenCandidate& b) noexcept {
+    return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
+  }
+
+  // Sorts by logit, highest first.
   void sort() { sort_top(data_.size()); }
   // Sorts the best n to the front (the rest in no order): truncations need only the head of 128k candidates.
   void sort_top(std::size_t n) {
     if (sorted_) return;
     n = std::min(n, data_.size());
-    const auto better = [](const TokenCandidate& a, const TokenCandidate& b) {
-      return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-    };
     std::partial_sort(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(n), data_.end(), better);
     sorted_ = n == data_.size();
   }
@@ -234,9 +236,7 @@ public:
     // [kept buckets | the crossing bucket | the rest], then the crossing bucket in order.
     const auto mid = std::partition(d.begin(), d.end(), [&](const TokenCandidate& t) { return bucket(t.logit) < crossing; });
     const auto end = std::partition(mid, d.end(), [&](const TokenCandidate& t) { return bucket(t.logit) == crossing; });
-    std::sort(mid, end, [](const TokenCandidate& a, const TokenCandidate& b) {
-      return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-    });
+    std::sort(mid, end, Candidates::better);
     double before = 0;
     for (auto it = d.begin(); it != mid; ++it) before += it->p;
     auto keep = mid;
@@ -345,9 +345,7 @@ public:
     Candidates c(logits);
     for (auto& s : stages_) s->apply(c, context);
     if (greedy_) {
-      const auto best = std::min_element(c.data().begin(), c.data().end(), [](const auto& a, const auto& b) {
-        return a.logit != b.logit ? a.logit > b.logit : a.id < b.id;
-      });
+      const auto best = std::min_element(c.data().begin(), c.data().end(), Candidates::better);
       return best->id;
     }
     if (!c.has_probs()) c.softmax();

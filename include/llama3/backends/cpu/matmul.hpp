@@ -277,6 +277,22 @@ LLAMA3_TARGET_AVX2 void tile_avx2(const float* x, std::int64_t k, std::int64_t p
 #undef LLAMA3_ADD_ROW
 }
 
+// y[0..m, 0..cols) += x[0..m, p0..p0+kc) * panel: 6-row tiles, then one tile for the rest.
+LLAMA3_TARGET_AVX2 inline void tiles_avx2(const float* x, std::int64_t m, std::int64_t k, std::int64_t p0,
+                                          std::int64_t kc, const float* panel, float* y, std::int64_t ldy,
+                                          std::int64_t cols) {
+  std::int64_t i = 0;
+  for (; i + 6 <= m; i += 6) tile_avx2<6>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols);
+  switch (m - i) {
+    case 5: tile_avx2<5>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
+    case 4: tile_avx2<4>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
+    case 3: tile_avx2<3>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
+    case 2: tile_avx2<2>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
+    case 1: tile_avx2<1>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
+    default: break;
+  }
+}
+
 // Columns [j0, j1) of y = x W^T for any m, k-blocked so that the x block stays in L2 and a panel in L1.
 template <class W>
 LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t /*n*/,
@@ -289,16 +305,7 @@ LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k
     for (std::int64_t j = j0; j < j1; j += 16) {
       const std::int64_t cols = std::min<std::int64_t>(16, j1 - j);
       pack_panel(w, k, j1, j, p0, kc, panel);
-      std::int64_t i = 0;
-      for (; i + 6 <= m; i += 6) tile_avx2<6>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols);
-      switch (m - i) {
-        case 5: tile_avx2<5>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 4: tile_avx2<4>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 3: tile_avx2<3>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 2: tile_avx2<2>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 1: tile_avx2<1>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        default: break;
-      }
+      tiles_avx2(x, m, k, p0, kc, panel, y + j, ldy, cols);
     }
   }
 }
@@ -383,16 +390,7 @@ LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int
         dequantize_row(w + (j + c) * nb + p0 / Q::elements, kc, rows + c * kc);
       }
       pack_panel(static_cast<const float*>(rows), kc, cols, 0, 0, kc, panel);
-      std::int64_t i = 0;
-      for (; i + 6 <= m; i += 6) tile_avx2<6>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols);
-      switch (m - i) {
-        case 5: tile_avx2<5>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 4: tile_avx2<4>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 3: tile_avx2<3>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 2: tile_avx2<2>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        case 1: tile_avx2<1>(x + i * k, k, p0, kc, panel, y + i * ldy + j, ldy, cols); break;
-        default: break;
-      }
+      tiles_avx2(x, m, k, p0, kc, panel, y + j, ldy, cols);
     }
   }
 }
