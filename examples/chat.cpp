@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
                "llama3-chat"};
   app.add_option("--model", model_dir, "checkpoint folder (Meta: params.json + consolidated.00.pth; Hugging Face: "
                                        "config.json + model.safetensors)")->required();
-  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model or tokenizer.json (default: found in the folder)");
+  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model, tokenizer.json or .gguf (default: the GGUF's own, or found in the folder)");
   app.add_option("--system", system, "system message");
   app.add_option("--temperature", sampling.temperature, "0 for greedy")->capture_default_str()->check(CLI::Range(0.0, 10.0));
   app.add_option("--top-p", sampling.top_p, "nucleus sampling (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));

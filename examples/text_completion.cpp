@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   unsigned threads = 0;
   CLI::App app{"Text completion of Meta's example prompts (example_text_completion.py)", "llama3-complete"};
   app.add_option("--model,--ckpt-dir", ckpt_dir, "checkpoint folder (Meta or Hugging Face)")->required();
-  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model or tokenizer.json (default: found in the folder)");
+  app.add_option("--tokenizer", tokenizer_path, "tokenizer.model, tokenizer.json or .gguf (default: the GGUF's own, or found in the folder)");
   app.add_option("--temperature", temperature)->capture_default_str();
   app.add_option("--top-p", top_p)->capture_default_str();
   app.add_option("--max-seq-len", max_seq_len)->capture_default_str();

@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Llama 3 tokenizer: encodes text read on stdin to token ids, or decodes ids back to text.\n"
                "Plain mode reads all of stdin as one text and prints its ids as a JSON array.",
                "llama3-tokenize"};
-  app.add_option("--tokenizer", o.tokenizer, "tokenizer.model (Meta) or tokenizer.json (Hugging Face)")
+  app.add_option("--tokenizer", o.tokenizer, "tokenizer.model (Meta), tokenizer.json (Hugging Face) or a .gguf file (llama.cpp)")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_flag("--bos", o.bos, "start with <|begin_of_text|>");

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "llama3/io/hf_writer.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "support/checkpoint_writer.hpp"
+#include "support/gguf_model.hpp"
 #include "support/model_fixtures.hpp"
 #include "support/small_model.hpp"
 #include "support/test_data.hpp"
@@ -310,6 +312,33 @@ TEST_CASE("Llama::build loads a folder with its tokenizer, and rejects one that 
   const test::ModelFixture f = test::load_model_fixture("tiny-gqa");
   CHECK_THROWS_WITH(Llama<>::build(f.dir / "meta", test::data_path("tokenizer.model"), 64, 1),
                     Catch::Contains("128256 tokens") && Catch::Contains("512"));
+}
+
+TEST_CASE("Llama::build runs a .gguf model with the tokenizer it carries", "[generation][gguf]") {
+  const std::filesystem::path dir = test::temp_dir("llama-build-gguf");
+  Checkpoint c = synthetic_checkpoint<bf16>(small_params(), 3);
+  const test::GgufVocab vocab(test::llama3_tokenizer());
+  std::ofstream(dir / "with-vocab.gguf", std::ios::binary) << test::gguf_model(c, false, &vocab);
+  std::filesystem::create_directories(dir / "bare");
+  std::ofstream(dir / "bare" / "model.gguf", std::ios::binary) << test::gguf_model(c, false);
+
+  CHECK(find_tokenizer(dir / "with-vocab.gguf") == dir / "with-vocab.gguf");
+  Llama<> from_gguf = Llama<>::build(dir / "with-vocab.gguf", "", 64, 1);
+  // The same weights in memory (in GGUF's, which is Meta's, RoPE layout) with tokenizer.model.
+  Llama<> reference(Transformer<>(synthetic_checkpoint<bf16>(small_params(64, 1), 3)), test::llama3_tokenizer());
+  const Dialog dialog{{Role::user, "What is the capital of France?"}};
+  const auto a = from_gguf.chat_completion({dialog}, 0.0f, 0.9f, 12);
+  const auto b = reference.chat_completion({dialog}, 0.0f, 0.9f, 12);
+  CHECK(!a[0].generation.content.empty());
+  CHECK(a[0].generation.content == b[0].generation.content);
+
+  // A GGUF without a tokenizer: one beside it, or an error that says what to do.
+  CHECK_THROWS_WITH(Llama<>::build(dir / "bare" / "model.gguf", "", 64, 1),
+                    Catch::Contains("model.gguf") && Catch::Contains("has no tokenizer"));
+  std::filesystem::copy_file(test::data_path("tokenizer.model"), dir / "bare" / "tokenizer.model");
+  CHECK(find_tokenizer(dir / "bare" / "model.gguf") == dir / "bare" / "tokenizer.model");
+  CHECK(Llama<>::build(dir / "bare" / "model.gguf", "", 64, 1).chat_completion({dialog}, 0.0f, 0.9f, 12)[0]
+            .generation.content == b[0].generation.content);
 }
 
 TEST_CASE("a chat session prefills only the new turn, and its logits equal a full recompute", "[generation][session]") {

@@ -15,6 +15,7 @@
 #include "llama3/model/quantize.hpp"
 #include "llama3/model/transformer.hpp"
 #include "support/checkpoint_writer.hpp"
+#include "support/gguf_model.hpp"
 #include "support/gguf_writer.hpp"
 #include "support/model_fixtures.hpp"
 
@@ -192,41 +193,6 @@ TEST_CASE("GGUF headers that lie are errors naming what is wrong", "[gguf][hosti
   CHECK_THROWS_WITH(read(long_key), Contains("runs past the end of the file") && Contains("test.gguf"));
 }
 
-namespace {
-
-// A checkpoint's weights as a GGUF file, as llama.cpp's converter lays it out (q and k in Meta's row order, norms
-// float32, rope_freqs for scaled RoPE); `quantize`: the matrices as Q8_0.
-std::string to_gguf(Checkpoint& c, bool quantize) {
-  test::GgufWriter w;
-  const ModelParams& p = c.params;
-  w.str("general.architecture", "llama");
-  w.u32("llama.embedding_length", static_cast<std::uint32_t>(p.dim));
-  w.u32("llama.block_count", static_cast<std::uint32_t>(p.n_layers));
-  w.u32("llama.attention.head_count", static_cast<std::uint32_t>(p.n_heads));
-  w.u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(p.n_kv_heads));
-  w.u32("llama.feed_forward_length", static_cast<std::uint32_t>(p.ffn_hidden_dim()));
-  w.f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(p.norm_eps));
-  w.f32("llama.rope.freq_base", static_cast<float>(p.rope_theta));
-  w.u32("llama.vocab_size", static_cast<std::uint32_t>(p.vocab_size));
-  for_each_weight(c.weights, p, [&](const WeightSlot& slot, AnyTensor<Cpu>& t) {
-    AnyTensor<Cpu> stored = t;
-    if (quantize && slot.shape.rank() == 2) stored = quantize_tensor<BlockQ8_0>(t);
-    std::visit([&](const auto& x) {
-      w.tensor(slot.name_in(WeightFormat::gguf), dtype(stored), x.shape(),
-               std::string(reinterpret_cast<const char*>(x.data()), x.bytes()));
-    }, stored);
-  });
-  if (p.use_scaled_rope) {  // llama.cpp's rope_freqs: unscaled / scaled frequency
-    const auto base = ops::rope_inv_freq(p.head_dim(), p.rope_theta, false, p.rope_scaling);
-    const auto scaled = ops::rope_inv_freq(p.head_dim(), p.rope_theta, true, p.rope_scaling);
-    std::string bytes;
-    for (std::size_t i = 0; i < base.size(); ++i) test::GgufWriter::put(bytes, static_cast<float>(base[i] / scaled[i]));
-    w.tensor("rope_freqs.weight", DType::f32, Shape{static_cast<std::int64_t>(base.size())}, bytes);
-  }
-  return w.bytes();
-}
-
-}  // namespace
 
 TEST_CASE("a GGUF model gives the fixtures' logits; a Q8_0 one those of --quantize q8_0", "[gguf][model]") {
   const std::filesystem::path dir = test::temp_dir("gguf-models");
@@ -235,7 +201,7 @@ TEST_CASE("a GGUF model gives the fixtures' logits; a Q8_0 one those of --quanti
     const test::ModelFixture f = test::load_model_fixture(name);
     Checkpoint meta = load_checkpoint(f.dir / "meta", {.max_seq_len = f.max_seq_len});
     const auto file = dir / (name + ".gguf");
-    std::ofstream(file, std::ios::binary) << to_gguf(meta, false);
+    std::ofstream(file, std::ios::binary) << test::gguf_model(meta, false);
     Transformer<> model = Transformer<>::load(file, {.max_seq_len = f.max_seq_len}, 2);
     CHECK(model.params().tie_embeddings == meta.params.tie_embeddings);
     CHECK(model.params().ffn_hidden_dim() == meta.params.ffn_hidden_dim());
@@ -245,7 +211,7 @@ TEST_CASE("a GGUF model gives the fixtures' logits; a Q8_0 one those of --quanti
     }
 
     const auto q8 = dir / (name + "-q8_0.gguf");
-    std::ofstream(q8, std::ios::binary) << to_gguf(meta, true);
+    std::ofstream(q8, std::ios::binary) << test::gguf_model(meta, true);
     Transformer<> from_gguf = Transformer<>::load(q8, {.max_seq_len = f.max_seq_len}, 2);
     LoadOptions quantize{.max_seq_len = f.max_seq_len};
     quantize.quantize = DType::q8_0;

@@ -4,7 +4,8 @@
 //
 // The folder also holds a vocab-only GGUF whose tokens and merges come from Meta's Hugging Face tokenizer.json.
 // From it we check that our Hugging Face conversion (tests/support/files.hpp) writes exactly those merges, and
-// that a tokenizer.json assembled from the GGUF's own lists gives the same ids as tokenizer.model.
+// that a tokenizer.json assembled from the GGUF's own lists, and the GGUF read as a tokenizer, give the same ids as
+// tokenizer.model.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -127,6 +128,17 @@ int main(int argc, char** argv) {
     }
     for (std::size_t i = 0; i < cases.size() && i < expected.size(); ++i) {
       EXPECT(hf.encode(cases[i], false, false) == expected[i], "GGUF-derived tokenizer.json, case " << i);
+    }
+    // The GGUF's own tokenizer, as a model file's would be read.
+    const Tokenizer from_gguf(gguf);
+    EXPECT(from_gguf.special_token_names() == tok.special_token_names(), "GGUF special tokens");
+    for (const auto& v : test::vectors()) {
+      if (v.kind == test::Vector::decode) continue;
+      const SpecialSet allowed = v.kind == test::Vector::encode_all_special ? SpecialSet::all() : SpecialSet();
+      EXPECT(from_gguf.encode(v.text, false, false, allowed) == v.ids, "GGUF tokenizer, vector line " << v.line);
+    }
+    for (std::size_t i = 0; i < cases.size() && i < expected.size(); ++i) {
+      EXPECT(from_gguf.encode(cases[i], false, false) == expected[i], "GGUF tokenizer, case " << i);
     }
     std::cout << "GGUF vocabulary and merges checked\n";
   }

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,6 +32,7 @@
 #include "llama3/core/parallel.hpp"
 #include "llama3/tokenizer/bpe.hpp"
 #include "llama3/tokenizer/chunks.hpp"
+#include "llama3/tokenizer/gguf_vocab.hpp"
 #include "llama3/tokenizer/hf_tokenizer_json.hpp"
 #include "llama3/tokenizer/special_tokens.hpp"
 #include "llama3/tokenizer/split.hpp"
@@ -44,14 +46,19 @@ class Tokenizer {
 public:
   static constexpr TokenId pad_id = -1;
 
-  // Loads `path`: a tiktoken BPE file (Meta's tokenizer.model) or a Hugging Face tokenizer.json (recognised by
-  // its content). `names` names the special tokens of a tokenizer.model (a tokenizer.json names its own).
+  // Loads `path`: a tiktoken BPE file (Meta's tokenizer.model), a Hugging Face tokenizer.json or a llama.cpp
+  // GGUF file (model or vocabulary only), recognised by their content. `names` names the special tokens of a
+  // tokenizer.model (the other two name their own).
   explicit Tokenizer(const std::filesystem::path& path, SpecialTokenNames names = SpecialTokenNames::llama3) {
-    const MappedFile file(path);
-    const std::string_view data = file.bytes();
+    const auto file = std::make_shared<MappedFile>(path);
+    const std::string_view data = file->bytes();
+    if (data.substr(0, 4) == "GGUF") {
+      *this = from_gguf(io::read_gguf(data, file, file->path()), file->path());
+      return;
+    }
     const std::size_t first = data.find_first_not_of(" \t\r\n");
-    *this = (first != std::string_view::npos && data[first] == '{') ? from_hf_json(data, file.path())
-                                                                     : from_tiktoken(data, file.path(), names);
+    *this = (first != std::string_view::npos && data[first] == '{') ? from_hf_json(data, file->path())
+                                                                     : from_tiktoken(data, file->path(), names);
   }
 
   // From the bytes of a tokenizer.model; `source` names it in errors.
@@ -69,6 +76,13 @@ public:
     HfTokenizerJsonReader reader(data, source);
     Tokenizer t(reader.read(), source);
     reader.check_merges(t.vocab_);
+    return t;
+  }
+
+  // From the tokenizer.ggml.* metadata of a GGUF file; `source` names it in errors.
+  static Tokenizer from_gguf(const io::GgufFile& g, const std::string& source = "model.gguf") {
+    Tokenizer t(read_gguf_vocab(g, source), source);
+    check_gguf_merges(g, t.vocab_, source);
     return t;
   }
 

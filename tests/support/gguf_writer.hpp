@@ -3,10 +3,13 @@
 // format describes (and as ../shared/tools/gguf/make_gguf.py writes it).
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "llama3/io/gguf.hpp"
+#include "llama3/tokenizer.hpp"
+#include "support/files.hpp"
 
 namespace llama3::test {
 
@@ -86,6 +89,34 @@ private:
   std::uint64_t alignment_;
   std::uint64_t n_kv_ = 0, n_tensors_ = 0;
   std::string kv_, infos_, data_;
+};
+
+// The tokenizer.ggml.* metadata of a tokenizer, as llama.cpp's converter writes it (byte-level tokens, type 1 for
+// the BPE tokens and 3 for the special ones, Hugging Face's merges); the fields are there to be spoiled by tests.
+struct GgufVocab {
+  std::optional<std::string> model = "gpt2", pre = "llama-bpe";
+  std::vector<std::string> tokens, merges;
+  std::optional<std::vector<std::int32_t>> types;
+
+  explicit GgufVocab(const Tokenizer& t) {
+    const Vocabulary& v = t.vocabulary();
+    types.emplace();
+    for (std::size_t id = 0; id < static_cast<std::size_t>(t.n_words()); ++id) {
+      const bool special = id >= v.n_mergeable();
+      tokens.push_back(special ? std::string(v.bytes(static_cast<TokenId>(id)))
+                               : byte_level(v.bytes(static_cast<TokenId>(id))));
+      types->push_back(special ? 3 : 1);
+    }
+    for (const auto& [l, r] : hf_merges(t)) merges.push_back(l + " " + r);
+  }
+
+  void write(GgufWriter& w) const {
+    if (model) w.str("tokenizer.ggml.model", *model);
+    if (pre) w.str("tokenizer.ggml.pre", *pre);
+    w.strings("tokenizer.ggml.tokens", tokens);
+    if (types) w.i32s("tokenizer.ggml.token_type", *types);
+    if (!merges.empty()) w.strings("tokenizer.ggml.merges", merges);
+  }
 };
 
 }  // namespace llama3::test

@@ -60,10 +60,19 @@ struct GenerateOptions {
 // Where the Llama 3 tokenizer of a checkpoint folder is: tokenizer.model (Meta), tokenizer.json (Hugging Face),
 // or original/tokenizer.model (Hugging Face repositories that carry Meta's files too).
 // `what_to_do` ends the error when there is none (a command-line tool names its option).
-inline std::filesystem::path find_tokenizer(const std::filesystem::path& dir,
+// The tokenizer of a model: a .gguf file's own (when it carries one), else tokenizer.model, tokenizer.json or
+// original/tokenizer.model in the model's folder (beside a .gguf file, for one converted without its tokenizer).
+inline std::filesystem::path find_tokenizer(const std::filesystem::path& model,
                                             std::string_view what_to_do = "pass the tokenizer's path") {
+  const bool gguf = std::filesystem::is_regular_file(model) && model.extension() == ".gguf";
+  if (gguf && gguf_has_tokenizer(io::read_gguf_file(model))) return model;
+  const std::filesystem::path dir = gguf ? model.parent_path() : model;
   for (const char* name : {"tokenizer.model", "tokenizer.json", "original/tokenizer.model"}) {
     if (std::filesystem::exists(dir / name)) return dir / name;
+  }
+  if (gguf) {
+    throw Error(model.string() + ": the GGUF file has no tokenizer (tokenizer.ggml.tokens) and there is no "
+                "tokenizer.model or tokenizer.json beside it; " + std::string(what_to_do));
   }
   throw Error(dir.string() + ": no tokenizer.model or tokenizer.json in the model folder; " + std::string(what_to_do));
 }

@@ -19,64 +19,13 @@
 #include <simdjson.h>
 
 #include "llama3/core/error.hpp"
+#include "llama3/tokenizer/byte_level.hpp"
 #include "llama3/tokenizer/split.hpp"
 #include "llama3/tokenizer/utf8.hpp"
 #include "llama3/tokenizer/vocabulary.hpp"
 
 namespace llama3 {
 
-namespace detail {
-
-// GPT-2's bytes_to_unicode(), inverted: code point (< 324) -> byte, or -1.
-inline const std::array<int, 324>& byte_level_decoder() {
-  static const std::array<int, 324> table = [] {
-    std::array<int, 324> t{};
-    t.fill(-1);
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      if (printable) {
-        t[b] = b;
-      } else {
-        t[256 + n++] = b;
-      }
-    }
-    return t;
-  }();
-  return table;
-}
-
-// Byte-level spelling -> bytes; false if a character is not in the byte-level alphabet. Every character of that
-// alphabet is below U+0144, so one or two UTF-8 bytes.
-inline bool byte_level_decode(std::string_view text, std::string& out) {
-  const auto& table = byte_level_decoder();
-  out.resize(text.size());
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    int cp;
-    if (c < 0x80) {
-      cp = c;
-    } else if (c >= 0xC2 && c <= 0xC5 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
-      cp = ((c & 0x1F) << 6) | (static_cast<unsigned char>(text[++i]) & 0x3F);
-    } else {
-      return false;
-    }
-    if (cp >= static_cast<int>(table.size()) || table[static_cast<std::size_t>(cp)] < 0) return false;
-    out[n++] = static_cast<char>(table[static_cast<std::size_t>(cp)]);
-  }
-  out.resize(n);
-  return true;
-}
-
-}  // namespace detail
-
-// What a tokenizer loader produces: every token's bytes by id (the mergeable tokens first, their rank being their
-// id; the special tokens after them, their bytes being their names).
-struct TokenizerVocab {
-  std::vector<std::string> tokens;
-  std::size_t n_mergeable = 0;
-};
 
 class HfTokenizerJsonReader {
 public:
@@ -262,9 +211,8 @@ public:
   void check_merges(const Vocabulary& vocab) {
     where_ = "model.merges";
     if (!merges_) return;
-    TokenId previous = -1;
+    detail::MergeOrder order;
     std::size_t i = 0;
-    std::string l, r;
     try {
       for (element item : array_of(merges_)) {
         const auto what = [&] { return detail::cat("merge ", i); };  // built only for an error
@@ -286,22 +234,7 @@ public:
           left = pair.at(0).get_string();
           right = pair.at(1).get_string();
         }
-        if (!detail::byte_level_decode(left, l) || !detail::byte_level_decode(right, r) || l.empty() || r.empty()) {
-          fail(what() + ": " + detail::quote(left) + " " + detail::quote(right) +
-               " is not in GPT-2's byte-level alphabet");
-        }
-        const TokenId lr = vocab.rank(l), rr = vocab.rank(r);
-        l += r;
-        const TokenId merged = vocab.rank(l);
-        if (lr < 0 || rr < 0 || merged < 0) {
-          fail(detail::cat(what(), " (", detail::quote(left), " + ", detail::quote(right),
-                           ") does not join two tokens into a token"));
-        }
-        if (merged < previous) {
-          fail(detail::cat(what(), " makes token ", merged, " after a merge made token ", previous,
-                           ": merges must be in rank order (a tiktoken-style vocabulary)"));
-        }
-        previous = merged;
+        order.check(left, right, vocab, [&](const std::string& why) { fail(what() + why); });
         ++i;
       }
     } catch (const simdjson::simdjson_error& e) {
