@@ -84,9 +84,14 @@ private:
   bool eof_ = false;
 };
 
-void print_stats(const llama3::TurnStats& s) {
-  std::printf("[prefill %d tokens (%d reused) at %.1f tok/s, decode %d tokens at %.1f tok/s]\n", s.prefill_tokens,
+void print_stats(const llama3::TurnStats& s, bool lookup) {
+  std::printf("[prefill %d tokens (%d reused) at %.1f tok/s, decode %d tokens at %.1f tok/s", s.prefill_tokens,
               s.reused_tokens, s.prefill_tokens_per_second(), s.generated_tokens, s.decode_tokens_per_second());
+  if (lookup) {
+    std::printf(", lookup: %d of %d drafts accepted in %d passes", s.lookup.accepted, s.lookup.drafted,
+                s.lookup.passes);
+  }
+  std::printf("]\n");
 }
 
 }  // namespace
@@ -95,7 +100,7 @@ int main(int argc, char** argv) {
   std::string model_dir, tokenizer_path, system, dialog_path, prompt, quantize;
   llama3::SamplingParams sampling;
   std::uint64_t seed = std::random_device{}();
-  int max_gen_len = 512, max_seq_len = 2048;
+  int max_gen_len = 512, max_seq_len = 2048, lookup = 0;
   unsigned threads = 0;
   CLI::App app{"Chat with a Llama 3 model. Interactive by default: type a message, Enter to send; the reply streams\n"
                "as it is generated. Commands: /reset (forget the conversation), /system TEXT, /stats, /exit.\n"
@@ -116,6 +121,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-gen-len", max_gen_len, "longest reply, in tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-seq-len", max_seq_len, "context length: older turns are dropped beyond it")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lookup", lookup, "prompt-lookup decoding: up to N draft tokens from the conversation verified per "
+                 "pass (0: off); the same replies, faster when they repeat the context")
+      ->capture_default_str()->check(CLI::Range(0, llama3::lookup_max_draft));
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
@@ -152,6 +160,7 @@ int main(int argc, char** argv) {
       }
       llama3::GenerateOptions o;
       o.sampling = sampling;
+      o.lookup = lookup;
       o.on_text = [](int, std::string_view text) {
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fflush(stdout);
@@ -169,6 +178,7 @@ int main(int argc, char** argv) {
     sigaction(SIGINT, &sa, nullptr);
 
     llama3::ChatSession<> session(llama, max_gen_len, system.empty() ? std::nullopt : std::optional(system));
+    session.set_lookup(lookup);
     std::printf("llama3-chat: %s (dim %d, %d layers, %d/%d heads, vocab %d, context %d tokens)\n", model_dir.c_str(),
                 params.dim, params.n_layers, params.n_heads, params.n_kv_heads, params.vocab_size, params.max_seq_len);
     std::printf("/reset forgets the conversation, /system TEXT sets the system message, /stats, /exit; Ctrl-C stops "
@@ -206,7 +216,7 @@ int main(int argc, char** argv) {
       if (line == "/stats") {
         std::printf("turns %d, tokens generated %ld, context in use %zu of %d tokens\n", turns, total_generated,
                     session.cached_tokens().size(), params.max_seq_len);
-        if (turns) print_stats(last);
+        if (turns) print_stats(last, session.lookup() > 0);
         continue;
       }
       if (line[0] == '/') {
@@ -227,7 +237,7 @@ int main(int argc, char** argv) {
         std::printf("(dropped %d old message%s to fit the %d-token context)\n", last.dropped_turns,
                     last.dropped_turns == 1 ? "" : "s", params.max_seq_len);
       }
-      print_stats(last);
+      print_stats(last, session.lookup() > 0);
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);

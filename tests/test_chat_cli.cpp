@@ -203,6 +203,17 @@ TEST_CASE("llama3-chat drops the oldest turns when the conversation outgrows the
   CHECK(pty.wait_exit() == 0);
 }
 
+TEST_CASE("llama3-chat --lookup reports the drafts it verified after each reply", "[cli][chat][lookup]") {
+  Pty pty({chat, "--model", chat_model().string(), "--temperature", "0", "--max-gen-len", "64", "--lookup", "4",
+           "--threads", "1"});
+  std::size_t at = pty.wait_for("> ", pty.wait_for("llama3-chat: "));
+  pty.type("Say it again and again: again and again and again.\n");
+  at = pty.wait_for("drafts accepted in ", at);
+  at = pty.wait_for("passes]", at);
+  pty.type("/exit\n");
+  CHECK(pty.wait_exit() == 0);
+}
+
 TEST_CASE("llama3-chat --dialog and --prompt print the reply of chat_completion and exit", "[cli][chat]") {
   const fs::path dir = test::temp_dir("chat-dialog");
   const fs::path dialog = dir / "dialog.json";
@@ -224,9 +235,16 @@ TEST_CASE("llama3-chat --dialog and --prompt print the reply of chat_completion 
   REQUIRE(p.status == 0);
   CHECK(p.out == r.out);
 
-  // The same seed gives the same sampled reply.
+  // The same seed gives the same sampled reply, with prompt lookup too.
   const std::string sampled = chat + " --model " + chat_model().string() + " --prompt Hi --seed 9 --max-gen-len 12";
   CHECK(run(sampled).out == run(sampled).out);
+  CHECK(run(sampled + " --lookup 5").out == run(sampled).out);
+  const Run lookup = run(chat + " --model " + chat_model().string() + " --system 'Be brief.' --prompt 'What is the "
+                         "capital of France?' --temperature 0 --max-gen-len 20 --threads 1 --lookup 7");
+  CHECK(lookup.out == r.out);
+  const Run too_many = run(chat + " --model " + chat_model().string() + " --prompt Hi --lookup 8");
+  CHECK(too_many.status != 0);
+  CHECK_THAT(too_many.err + too_many.out, Contains("--lookup"));
 
   std::ofstream(dir / "bad.json") << R"([{"role": "user"}])";
   const Run bad = run(chat + " --model " + chat_model().string() + " --dialog " + (dir / "bad.json").string());

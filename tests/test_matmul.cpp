@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "llama3/backends/cpu/matmul.hpp"
+#include "llama3/core/quant.hpp"
 
 using namespace llama3;
 
@@ -51,6 +53,46 @@ TEMPLATE_TEST_CASE("the portable kernel equals the reference too", "[matmul]", f
   cpu::gemv_portable(x.data(), m, k, w.data(), 0, n, y.data(), n);
   cpu::matmul_reference(x.data(), m, k, w.data(), n, ref.data());
   for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(std::fabs(y[i] - ref[i]) < 1e-4f * (1 + std::fabs(ref[i])));
+}
+
+// Prompt lookup verifies draft tokens in one pass and must give each token the logits it gets when decoded alone.
+TEMPLATE_TEST_CASE("up to gemv_max_rows rows, each row's result is bit-identical to that row alone", "[matmul][lookup]",
+                   float, bf16, f16, BlockQ8_0, BlockQ4_0, BlockQ4_K, BlockQ6_K) {
+  ThreadPool pool(2);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const std::int64_t k = 512, n = 37;
+  std::vector<float> wf(static_cast<std::size_t>(n * k));
+  for (auto& v : wf) v = dist(rng);
+  std::vector<TestType> w;
+  if constexpr (is_quantized<TestType>) {
+    if constexpr (std::is_same_v<TestType, BlockQ8_0> || std::is_same_v<TestType, BlockQ4_0>) {
+      w.resize(static_cast<std::size_t>(n * k / TestType::elements));
+      quantize_row(wf.data(), static_cast<std::int64_t>(wf.size()), w.data());
+    } else {  // random blocks: every bit pattern is a valid K-quant block (the scale a small f16)
+      w.resize(static_cast<std::size_t>(n * k / TestType::elements));
+      auto* bytes = reinterpret_cast<unsigned char*>(w.data());
+      for (std::size_t i = 0; i < w.size() * sizeof(TestType); ++i) bytes[i] = static_cast<unsigned char>(rng());
+      for (auto& b : w) {
+        b.d = f16(0.01f);
+        if constexpr (std::is_same_v<TestType, BlockQ4_K>) b.dmin = f16(0.01f);
+      }
+    }
+  } else {
+    for (float v : wf) w.push_back(TestType(v));
+  }
+  const std::int64_t max_m = cpu::gemv_max_rows;
+  std::vector<float> x(static_cast<std::size_t>(max_m * k));
+  for (auto& v : x) v = dist(rng);
+  for (std::int64_t m = 1; m <= max_m; ++m) {
+    std::vector<float> y(static_cast<std::size_t>(m * n)), alone(static_cast<std::size_t>(n));
+    cpu::matmul(pool, x.data(), m, k, w.data(), n, y.data());
+    for (std::int64_t i = 0; i < m; ++i) {
+      cpu::matmul(pool, x.data() + i * k, 1, k, w.data(), n, alone.data());
+      INFO("m " << m << " row " << i);
+      REQUIRE(std::memcmp(alone.data(), y.data() + i * n, alone.size() * sizeof(float)) == 0);
+    }
+  }
 }
 
 TEST_CASE("the thread pool runs every task once and passes exceptions on", "[threads]") {

@@ -202,8 +202,9 @@ TEST_CASE("a model quantized at load time computes f32 maths on its dequantized 
     }
     WARN(dtype_name(to) << ": max |logit - f32 on dequantized weights| = " << vs_dequantized
                         << ", max |logit - the fixture's exact logits| = " << vs_exact);
+    // Short prompts go through the matrix-vector kernels, whose sums run in the same order for every weight type:
+    // the quantized model is then f32 maths on its dequantized weights exactly (a GEMM would differ in the last bits).
     CHECK(vs_dequantized < 1e-4);
-    CHECK(vs_dequantized > 0);  // different kernels: the sums run in another order
     CHECK(vs_exact < (to == DType::q8_0 ? 0.2 : 3.0));  // the quantization error itself (logits here are ~ +-4)
     CHECK(vs_exact > 1e-4);                                // it did quantize
   }

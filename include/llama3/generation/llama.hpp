@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "llama3/chat_format.hpp"
+#include "llama3/generation/lookup.hpp"
 #include "llama3/generation/sampler.hpp"
 #include "llama3/model/transformer.hpp"
 #include "llama3/tokenizer.hpp"
@@ -44,6 +45,7 @@ struct GenerationOutput {
   std::vector<std::string> stopped_by;        // per row: the stop token's or stop string's text, or "" (length)
   std::vector<std::string> text;              // per row: the generated text (never the prompt), as streamed: cut
                                               // just before a stop string, invalid UTF-8 replaced by U+FFFD
+  LookupStats lookup;                         // prompt lookup's passes, drafted and accepted tokens
 };
 
 // Called with each new piece of a row's text as soon as it is complete UTF-8; return false to end that row.
@@ -55,13 +57,18 @@ struct GenerateOptions {
   bool logprobs = false;
   bool echo = false;
   StreamCallback on_text = nullptr;
+  // Prompt-lookup decoding: up to this many draft tokens from the context verified per forward pass (0: off; at
+  // most lookup_max_draft). Same tokens as without it (see generation/lookup.hpp); one prompt at a time only, a
+  // batch of several decodes plainly.
+  int lookup = 0;
 };
 
-// Where the Llama 3 tokenizer of a checkpoint folder is: tokenizer.model (Meta), tokenizer.json (Hugging Face),
-// or original/tokenizer.model (Hugging Face repositories that carry Meta's files too).
-// `what_to_do` ends the error when there is none (a command-line tool names its option).
-// The tokenizer of a model: a .gguf file's own (when it carries one), else tokenizer.model, tokenizer.json or
-// original/tokenizer.model in the model's folder (beside a .gguf file, for one converted without its tokenizer).
+// Drafts beyond this would push the verify pass out of the matrix-vector kernels, and with it bit-exactness.
+inline constexpr int lookup_max_draft = static_cast<int>(cpu::gemv_max_rows) - 1;
+
+// The tokenizer of a model: a .gguf file's own (when it carries one), else tokenizer.model (Meta), tokenizer.json
+// (Hugging Face) or original/tokenizer.model in the model's folder (beside a .gguf file, for one converted without
+// its tokenizer). `what_to_do` ends the error when there is none (a command-line tool names its option).
 inline std::filesystem::path find_tokenizer(const std::filesystem::path& model,
                                             std::string_view what_to_do = "pass the tokenizer's path") {
   const bool gguf = std::filesystem::is_regular_file(model) && model.extension() == ".gguf";
@@ -143,6 +150,9 @@ public:
                               params.max_batch_size));
     }
     if (max_gen_len < 0) throw Error("generate: max_gen_len must be >= 0");
+    if (o.lookup < 0 || o.lookup > lookup_max_draft) {
+      throw Error(detail::cat("generate: lookup ", o.lookup, ": expected 0 (off) to ", lookup_max_draft, " draft tokens"));
+    }
     std::size_t min_prompt_len = SIZE_MAX, max_prompt_len = 0;
     for (std::size_t k = 0; k < prompt_tokens.size(); ++k) {
       const auto n = prompt_tokens[k].size();
@@ -191,6 +201,30 @@ public:
       return static_cast<float>(row[target] - max - std::log(sum));
     };
 
+    // The token drawn for row k at cur_pos: stop tokens, the text, stop strings and the stream.
+    const auto take = [&](int k, int cur_pos, TokenId next) {
+      if (is_stop(next)) {
+        done[k] = true;
+        stopped_by[k] = std::string(tokenizer_.token_to_piece(next));
+      } else {
+        text[k] += streams[k].push(next);
+        piece_end[k].push_back(text[k].size() + streams[k].pending_bytes());
+        if (!o.stop.empty() && check_stop_strings(o.stop, text[k], stopped_by[k])) {
+          done[k] = cut[k] = true;
+          // Keep the tokens wholly before the stop string.
+          std::size_t n = 0;  // up to the last token whose text ends at or before the cut
+          for (std::size_t i = 0; i < piece_end[k].size(); ++i) {
+            if (piece_end[k][i] <= text[k].size()) n = i + 1;
+          }
+          end_at[k] = static_cast<int>(prompt_tokens[k].size()) + static_cast<int>(n);
+        }
+        if (!stream_out(o, k, text[k], streamed[k], done[k])) {
+          done[k] = cut[k] = true;  // the callback ended the row: keep what it has seen
+          end_at[k] = std::min(end_at[k], cur_pos + 1);
+        }
+      }
+    };
+
     int prev_pos = 0;
     const bool need_all = o.logprobs;
     if (static_cast<int>(min_prompt_len) == total_len) {  // no room to generate: score the prompts only
@@ -204,56 +238,58 @@ public:
         }
       }
     }
-    for (int cur_pos = static_cast<int>(min_prompt_len); cur_pos < total_len; ++cur_pos) {
-      const int seqlen = cur_pos - prev_pos;
-      const Tensor<float> logits = forward_rows(tokens, prev_pos, cur_pos, need_all ? Logits::all : Logits::last);
-      const int rows_per_seq = need_all ? seqlen : 1;
-      for (int k = 0; k < bsz; ++k) {
-        const float* last = logits.data() + (static_cast<std::int64_t>(k) * rows_per_seq + rows_per_seq - 1) * vocab;
-        TokenId next;
-        if (is_prompt(k, cur_pos)) {
-          next = tokens[k][cur_pos];  // only replace a token once the prompt is used up
-        } else if (done[k]) {
-          next = stop_tokens.front();  // a finished row is fed a stop token; its output is cut before it
-        } else {
-          std::span<const TokenId> context(tokens[k].data(), static_cast<std::size_t>(cur_pos));
-          next = chains[k].sample(std::span<const float>(last, vocab), context);
-          chains[k].accept(next);
-        }
-        tokens[k][cur_pos] = next;
-        if (o.logprobs) {
-          for (int t = 0; t < seqlen; ++t) {
-            const float* row = logits.data() + (static_cast<std::int64_t>(k) * seqlen + t) * vocab;
-            token_logprobs[k][prev_pos + t + 1] = logprob(row, tokens[k][prev_pos + t + 1]);
-          }
-        }
-        if (!is_prompt(k, cur_pos) && !done[k]) {
-          if (is_stop(next)) {
-            done[k] = true;
-            stopped_by[k] = std::string(tokenizer_.token_to_piece(next));
-          } else {
-            text[k] += streams[k].push(next);
-            piece_end[k].push_back(text[k].size() + streams[k].pending_bytes());
-            if (!o.stop.empty() && check_stop_strings(o.stop, text[k], stopped_by[k])) {
-              done[k] = cut[k] = true;
-              // Keep the tokens wholly before the stop string.
-              std::size_t n = 0;  // up to the last token whose text ends at or before the cut
-              for (std::size_t i = 0; i < piece_end[k].size(); ++i) {
-                if (piece_end[k][i] <= text[k].size()) n = i + 1;
-              }
-              end_at[k] = static_cast<int>(prompt_tokens[k].size()) + static_cast<int>(n);
-            }
-            if (!stream_out(o, k, text[k], streamed[k], done[k])) {
-              done[k] = cut[k] = true;  // the callback ended the row: keep what it has seen
-              end_at[k] = std::min(end_at[k], cur_pos + 1);
-            }
-          }
-        }
+    LookupStats lookup_stats;
+    if (o.lookup > 0 && bsz == 1 && static_cast<int>(min_prompt_len) < total_len) {
+      // One sequence with prompt lookup: the prompt, then passes of the last token and its drafts.
+      const int plen = static_cast<int>(min_prompt_len);
+      const Tensor<float> logits = forward_rows(tokens, 0, plen, need_all ? Logits::all : Logits::last);
+      if (o.logprobs) {
+        for (int t = 0; t + 1 < plen; ++t) token_logprobs[0][t + 1] = logprob(logits.data() + t * vocab, tokens[0][t + 1]);
       }
-      prev_pos = cur_pos;
-      bool all_done = true;
-      for (int k = 0; k < bsz; ++k) all_done = all_done && (done[k] && !is_prompt(k, cur_pos));
-      if (all_done) break;
+      std::vector<TokenId> sequence(tokens[0].begin(), tokens[0].begin() + plen);
+      decode_sequence(
+          sequence, logits.data() + (need_all ? plen - 1 : 0) * vocab, vocab, static_cast<std::size_t>(total_len),
+          o.lookup, chains[0],
+          [&](std::span<const TokenId> batch, int start_pos) { return model_.forward(batch, 1, start_pos, Logits::all); },
+          [&](TokenId next, const float* row) {
+            const int pos = static_cast<int>(sequence.size()) - 1;
+            tokens[0][pos] = next;
+            if (o.logprobs) token_logprobs[0][pos] = logprob(row, next);
+            take(0, pos, next);
+            return !done[0];
+          },
+          &lookup_stats);
+    } else {
+      for (int cur_pos = static_cast<int>(min_prompt_len); cur_pos < total_len; ++cur_pos) {
+        const int seqlen = cur_pos - prev_pos;
+        const Tensor<float> logits = forward_rows(tokens, prev_pos, cur_pos, need_all ? Logits::all : Logits::last);
+        const int rows_per_seq = need_all ? seqlen : 1;
+        for (int k = 0; k < bsz; ++k) {
+          const float* last = logits.data() + (static_cast<std::int64_t>(k) * rows_per_seq + rows_per_seq - 1) * vocab;
+          TokenId next;
+          if (is_prompt(k, cur_pos)) {
+            next = tokens[k][cur_pos];  // only replace a token once the prompt is used up
+          } else if (done[k]) {
+            next = stop_tokens.front();  // a finished row is fed a stop token; its output is cut before it
+          } else {
+            std::span<const TokenId> context(tokens[k].data(), static_cast<std::size_t>(cur_pos));
+            next = chains[k].sample(std::span<const float>(last, vocab), context);
+            chains[k].accept(next);
+          }
+          tokens[k][cur_pos] = next;
+          if (o.logprobs) {
+            for (int t = 0; t < seqlen; ++t) {
+              const float* row = logits.data() + (static_cast<std::int64_t>(k) * seqlen + t) * vocab;
+              token_logprobs[k][prev_pos + t + 1] = logprob(row, tokens[k][prev_pos + t + 1]);
+            }
+          }
+          if (!is_prompt(k, cur_pos) && !done[k]) take(k, cur_pos, next);
+        }
+        prev_pos = cur_pos;
+        bool all_done = true;
+        for (int k = 0; k < bsz; ++k) all_done = all_done && (done[k] && !is_prompt(k, cur_pos));
+        if (all_done) break;
+      }
     }
     for (int k = 0; k < bsz; ++k) {  // the rest of the stream: what was held back, a character cut by the end
       if (!cut[k]) {
@@ -284,6 +320,7 @@ public:
       out.stopped_by.push_back(stopped_by[k]);
       out.text.push_back(std::move(text[k]));
     }
+    out.lookup = lookup_stats;
     return out;
   }
 

@@ -23,6 +23,7 @@ struct TurnStats {
   int generated_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   int dropped_turns = 0;    // old messages dropped to fit max_seq_len
+  LookupStats lookup;       // prompt lookup, when on
   bool interrupted = false; // the stream callback ended the reply
   std::string stopped_by;   // the stop token's text, or "" when max_gen_len or the context ended the reply
 
@@ -48,6 +49,16 @@ public:
   const Dialog& dialog() const noexcept { return dialog_; }
   const std::vector<TokenId>& cached_tokens() const noexcept { return cached_; }
   int max_gen_len() const noexcept { return max_gen_len_; }
+
+  // Prompt-lookup decoding: up to n draft tokens from the conversation verified per pass (0: off). The replies are
+  // those of plain decoding, token for token (generation/lookup.hpp).
+  void set_lookup(int n) {
+    if (n < 0 || n > lookup_max_draft) {
+      throw Error(detail::cat("lookup ", n, ": expected 0 (off) to ", lookup_max_draft, " draft tokens"));
+    }
+    lookup_ = n;
+  }
+  int lookup() const noexcept { return lookup_; }
 
   // The conversation as the model sees it: the prompt of the last turn and the reply's tokens.
   const std::vector<TokenId>& tokens() const noexcept { return tokens_; }
@@ -124,28 +135,31 @@ public:
     const auto& stop = llama_->tokenizer().stop_tokens();
     std::vector<TokenId> reply;
     std::string text;
-    tokens_ = prompt;
+    std::vector<TokenId> sequence = prompt;
     t0 = Clock::now();
-    while (static_cast<int>(reply.size()) < max_gen_len_ && static_cast<int>(cached_.size()) < max_seq_len) {
-      const TokenId next = chain.sample(std::span<const float>(logits.data(), vocab), cached_);
-      chain.accept(next);
-      ++stats.generated_tokens;
-      tokens_.push_back(next);
-      if (std::find(stop.begin(), stop.end(), next) != stop.end()) {
-        stats.stopped_by = std::string(llama_->tokenizer().token_to_piece(next));
-        break;
-      }
-      reply.push_back(next);
-      const std::string piece = stream.push(next);
-      text += piece;
-      if (on_text && !piece.empty() && !on_text(piece)) {
-        stats.interrupted = true;
-        break;
-      }
-      if (static_cast<int>(reply.size()) == max_gen_len_ || static_cast<int>(cached_.size()) >= max_seq_len) break;
-      logits = model.forward(std::span(&reply.back(), 1), static_cast<int>(cached_.size()), Logits::last);
-      cached_.push_back(next);
-    }
+    const auto end = std::min<std::size_t>(prompt.size() + static_cast<std::size_t>(max_gen_len_),
+                                           static_cast<std::size_t>(max_seq_len));
+    decode_sequence(
+        sequence, logits.data(), vocab, end, lookup_, chain,
+        [&](std::span<const TokenId> batch, int start_pos) { return model.forward(batch, start_pos, Logits::all); },
+        [&](TokenId next, const float*) {
+          ++stats.generated_tokens;
+          if (std::find(stop.begin(), stop.end(), next) != stop.end()) {
+            stats.stopped_by = std::string(llama_->tokenizer().token_to_piece(next));
+            return false;
+          }
+          reply.push_back(next);
+          const std::string piece = stream.push(next);
+          text += piece;
+          if (on_text && !piece.empty() && !on_text(piece)) {
+            stats.interrupted = true;
+            return false;
+          }
+          return true;
+        },
+        &stats.lookup);
+    tokens_ = sequence;
+    cached_.assign(sequence.begin(), sequence.end() - 1);  // the last token drawn was never run through the model
     stats.decode_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     const std::string rest = stream.finish();
     text += rest;
@@ -163,6 +177,7 @@ private:
   std::vector<TokenId> cached_;  // the tokens whose keys and values are in row 0 of the KV cache
   std::uint64_t epoch_ = ~std::uint64_t{0};
   std::uint64_t turns_ = 0;
+  int lookup_ = 0;
 };
 
 }  // namespace llama3

@@ -65,6 +65,9 @@ void matmul_reference(const float* x, std::int64_t m, std::int64_t k, const Q* w
   }
 }
 
+// Up to this many rows of x go through the matrix-vector kernels (a few decoded or draft tokens); more are a GEMM.
+inline constexpr std::int64_t gemv_max_rows = 8;
+
 // ---- portable kernels (no SIMD intrinsics; the compiler vectorises what it can) ---------------------------------
 
 template <class W>
@@ -108,33 +111,9 @@ LLAMA3_TARGET_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One row of x against W rows [j0, j1): four independent accumulators, so that the loop runs at the speed of
-// the memory stream rather than of the FMA latency.
-template <class W>
-LLAMA3_TARGET_AVX2 void gemv1_avx2(const float* x, std::int64_t k, const W* w, std::int64_t j0, std::int64_t j1,
-                                   float* y) {
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const W* row = w + j * k;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    std::int64_t p = 0;
-    for (; p + 32 <= k; p += 32) {
-      // The stream is one long read per thread, but the hardware prefetcher alone leaves bandwidth unused.
-      for (std::size_t line = 0; line < 32 * sizeof(W); line += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + p) + 1024 + line, _MM_HINT_T0);
-      }
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), load8(row + p), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), load8(row + p + 8), a1);
-      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), load8(row + p + 16), a2);
-      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), load8(row + p + 24), a3);
-    }
-    for (; p + 8 <= k; p += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), load8(row + p), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; p < k; ++p) s += x[p] * to_float(row[p]);
-    y[j] = s;
-  }
-}
-
-// m (2..4) rows of x against W rows [j0, j1): each W row is read once for all m.
+// m (1..4) rows of x against W rows [j0, j1): each W row is read once for all m. A row's arithmetic (two
+// accumulators, the same order of FMAs) does not depend on m, so a token's logits are bit-identical whether it is
+// decoded alone or verified beside draft tokens (prompt lookup), and greedy decoding with lookup is plain greedy.
 template <int M, class W>
 LLAMA3_TARGET_AVX2 void gemv_avx2(const float* x, std::int64_t k, const W* w, std::int64_t j0, std::int64_t j1,
                                   float* y, std::int64_t ldy) {
@@ -395,6 +374,18 @@ LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int
   }
 }
 
+// m <= gemv_max_rows rows: for each few W rows, the x rows in groups of up to 4 (the second group finds the W rows
+// in cache). kernel(g, x rows, j0, j1, y rows) does g rows.
+template <class Kernel>
+void gemv_rows(const float* x, std::int64_t m, std::int64_t k, std::int64_t j0, std::int64_t j1, float* y,
+               std::int64_t ldy, Kernel&& kernel) {
+  if (m <= 4) return kernel(static_cast<int>(m), x, j0, j1, y);
+  for (std::int64_t j = j0; j < j1; j += 4) {
+    const std::int64_t jn = std::min(j1, j + 4);
+    for (std::int64_t i = 0; i < m; i += 4) kernel(static_cast<int>(std::min<std::int64_t>(4, m - i)), x + i * k, j, jn, y + i * ldy);
+  }
+}
+
 #endif  // LLAMA3_X86
 
 // Quantized W without SIMD: each row dequantized once, then dot products.
@@ -419,13 +410,15 @@ void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, 
   if constexpr (is_quantized<W>) {
 #if LLAMA3_X86
     if (has_avx2()) {
-      switch (m) {
-        case 1: return gemv_quant_avx2<1>(x, k, w, j0, j1, y, ldy);
-        case 2: return gemv_quant_avx2<2>(x, k, w, j0, j1, y, ldy);
-        case 3: return gemv_quant_avx2<3>(x, k, w, j0, j1, y, ldy);
-        case 4: return gemv_quant_avx2<4>(x, k, w, j0, j1, y, ldy);
-        default: return gemm_quant_avx2(x, m, k, w, j0, j1, y, ldy);
-      }
+      if (m > gemv_max_rows) return gemm_quant_avx2(x, m, k, w, j0, j1, y, ldy);
+      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
+        switch (g) {
+          case 1: return gemv_quant_avx2<1>(xg, k, w, a, b, yg, ldy);
+          case 2: return gemv_quant_avx2<2>(xg, k, w, a, b, yg, ldy);
+          case 3: return gemv_quant_avx2<3>(xg, k, w, a, b, yg, ldy);
+          default: return gemv_quant_avx2<4>(xg, k, w, a, b, yg, ldy);
+        }
+      });
     }
 #endif
     (void)n;
@@ -440,13 +433,15 @@ void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const 
                           std::int64_t j1, float* y, std::int64_t ldy) {
 #if LLAMA3_X86
   if (has_avx2()) {
-    switch (m) {
-      case 1: return gemv1_avx2(x, k, w, j0, j1, y);
-      case 2: return gemv_avx2<2>(x, k, w, j0, j1, y, ldy);
-      case 3: return gemv_avx2<3>(x, k, w, j0, j1, y, ldy);
-      case 4: return gemv_avx2<4>(x, k, w, j0, j1, y, ldy);
-      default: return gemm_avx2(x, m, k, w, n, j0, j1, y, ldy);
-    }
+    if (m > gemv_max_rows) return gemm_avx2(x, m, k, w, n, j0, j1, y, ldy);
+    return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
+      switch (g) {
+        case 1: return gemv_avx2<1>(xg, k, w, a, b, yg, ldy);
+        case 2: return gemv_avx2<2>(xg, k, w, a, b, yg, ldy);
+        case 3: return gemv_avx2<3>(xg, k, w, a, b, yg, ldy);
+        default: return gemv_avx2<4>(xg, k, w, a, b, yg, ldy);
+      }
+    });
   }
 #endif
   (void)n;
