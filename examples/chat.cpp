@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  std::string kv_cache = "f32";
+  app.add_option("--kv-cache", kv_cache, "the KV cache's type: f32, or bf16 (half the memory; logits within ~1e-2)")
+      ->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--dialog", dialog_path, "a JSON list of {\"role\", \"content\"}: print the reply and exit");
   app.add_option("--prompt", prompt, "one user message: print the reply and exit");
   CLI11_PARSE(app, argc, argv);
@@ -147,6 +150,7 @@ int main(int argc, char** argv) {
     options.max_seq_len = max_seq_len;
     options.progress = progress;
     if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
+    if (kv_cache == "bf16") options.kv_cache = llama3::DType::bf16;
     auto llama = llama3::Llama<>::build(model_dir, tokenizer_path, options, seed, threads);
     const auto& params = llama.model().params();
 

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "llama3/backends/cpu/attention.hpp"
 #include "llama3/backends/cpu/matmul.hpp"
 #include "llama3/core/quant.hpp"
 
@@ -109,5 +110,31 @@ TEST_CASE("the thread pool runs every task once and passes exceptions on", "[thr
     std::atomic<int> after{0};
     pool.run(5, [&](std::size_t) { after++; });
     CHECK(after == 5);
+  }
+}
+
+TEMPLATE_TEST_CASE("the AVX2 attention kernel equals the scalar reference, f32 and bf16 caches", "[attention]", float,
+                   bf16) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const int head_dim : {8, 24, 64, 128}) {
+    for (const int n_rep : {1, 3, 4, 8}) {
+      for (const int n_ctx : {1, 7, 8, 33, 600}) {
+        const int n_kv = 2, kv_dim = n_kv * head_dim;
+        std::vector<TestType> keys(static_cast<std::size_t>(n_ctx) * kv_dim), values(keys.size());
+        for (auto& x : keys) x = TestType(2.0f * dist(rng));
+        for (auto& x : values) x = TestType(dist(rng));
+        std::vector<float> q(static_cast<std::size_t>(n_rep) * head_dim), scores(static_cast<std::size_t>(n_rep) * n_ctx);
+        for (auto& x : q) x = dist(rng);
+        std::vector<float> out(q.size()), ref(q.size());
+        const ops::KvView<TestType> k{keys.data(), kv_dim}, v{values.data(), kv_dim};
+        cpu::attend_group(q.data(), k, v, 1, n_rep, head_dim, n_ctx, scores.data(), out.data());
+        ops::attend(q.data(), k, v, 1, n_rep, head_dim, n_ctx, scores.data(), ref.data());
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          INFO("head_dim " << head_dim << " n_rep " << n_rep << " n_ctx " << n_ctx << " element " << i);
+          REQUIRE(std::fabs(out[i] - ref[i]) < 1e-5f * (1 + std::fabs(ref[i])) * std::sqrt(static_cast<float>(head_dim)));
+        }
+      }
+    }
   }
 }

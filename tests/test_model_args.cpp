@@ -6,7 +6,7 @@ using namespace llama3;
 
 namespace {
 template <class Args>
-ModelParams params_of() {  // the preset as run-time params, with Meta's rule for the FeedForward size
+ModelParams meta_rule_params() {  // the preset as run-time params, with Meta's rule for the FeedForward size
   ModelParams p;
   p.dim = Args::dim;
   p.n_layers = Args::n_layers;
@@ -43,11 +43,11 @@ TEST_CASE("Meta's FeedForward size rule gives the published sizes", "[args]") {
 TEST_CASE("presets and derived constants", "[args]") {
   static_assert(args_are_valid<presets::Llama3_8B> && args_are_valid<presets::Llama3_1_405B>);
   static_assert(args_are_valid<presets::Llama3_2_1B> && args_are_valid<DynamicArgs>);
-  const ModelParams p = params_of<presets::Llama3_2_1B>();
+  const ModelParams p = meta_rule_params<presets::Llama3_2_1B>();
   CHECK(p.head_dim() == 64);
   CHECK(p.n_rep() == 4);
-  CHECK(params_of<presets::Llama3_1_405B>().head_dim() == 128);
-  CHECK(params_of<presets::Llama3_70B>().n_rep() == 8);
+  CHECK(meta_rule_params<presets::Llama3_1_405B>().head_dim() == 128);
+  CHECK(meta_rule_params<presets::Llama3_70B>().n_rep() == 8);
 }
 
 TEST_CASE("invalid fixed args fail at compile time", "[args]") {

@@ -151,3 +151,29 @@ TEST_CASE("forward() rejects input it cannot run", "[model][errors]") {
   CHECK_THROWS_WITH(model.forward(ok, 2, 0), Catch::Contains("max_batch_size 1"));
   CHECK_THROWS_AS(model.forward(std::vector<TokenId>{}, 0), Error);
 }
+
+TEST_CASE("a bf16 KV cache gives the fixtures' logits within bf16's rounding of keys and values", "[model][kv]") {
+  for (const std::string& name : test::model_fixture_names()) {
+    INFO(name);
+    const test::ModelFixture f = test::load_model_fixture(name);
+    LoadOptions options{.max_seq_len = f.max_seq_len};
+    options.kv_cache = DType::bf16;
+    Transformer<> model = Transformer<>::load(f.dir / "meta", options, 2);
+    double worst = 0;
+    const auto& prompt = f.prompts[2];  // token by token: every step reads the cache
+    for (std::size_t t = 0; t < prompt.size(); ++t) {
+      const Tensor<float> step = model.forward(std::span(&prompt[t], 1), static_cast<int>(t), Logits::last);
+      if (t + 1 == prompt.size()) worst = max_abs_diff(step.data(), f.last_logits[2]);
+    }
+    for (std::size_t k = 0; k < f.prompts.size(); ++k) {
+      worst = std::max(worst, max_abs_diff(model.forward(f.prompts[k], 0, Logits::last).data(), f.last_logits[k]));
+    }
+    WARN(name << ": bf16 KV cache, max |logit - exact| = " << worst);
+    CHECK(worst < 0.05);   // logits here are ~ +-4; bf16 keeps 8 bits of each key and value
+    CHECK(worst > 1e-5);   // it is a bf16 cache: the f32 one is within 3e-6
+  }
+  LoadOptions bad;
+  bad.kv_cache = DType::q8_0;
+  CHECK_THROWS_WITH(load_checkpoint(test::load_model_fixture("tiny-gqa").dir / "meta", bad),
+                    Catch::Contains("kv_cache is Q8_0"));
+}

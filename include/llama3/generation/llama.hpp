@@ -63,9 +63,6 @@ struct GenerateOptions {
   int lookup = 0;
 };
 
-// Drafts beyond this would push the verify pass out of the matrix-vector kernels, and with it bit-exactness.
-inline constexpr int lookup_max_draft = static_cast<int>(cpu::gemv_max_rows) - 1;
-
 // The tokenizer of a model: a .gguf file's own (when it carries one), else tokenizer.model (Meta), tokenizer.json
 // (Hugging Face) or original/tokenizer.model in the model's folder (beside a .gguf file, for one converted without
 // its tokenizer). `what_to_do` ends the error when there is none (a command-line tool names its option).

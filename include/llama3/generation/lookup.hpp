@@ -15,11 +15,15 @@
 #include <span>
 #include <vector>
 
+#include "llama3/backends/cpu/matmul.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/generation/sampler.hpp"
 #include "llama3/model/model_args.hpp"
 
 namespace llama3 {
+
+// Drafts beyond this would push the verify pass out of the matrix-vector kernels, and with it bit-exactness.
+inline constexpr int lookup_max_draft = static_cast<int>(cpu::gemv_max_rows) - 1;
 
 struct LookupStats {
   int passes = 0;    // verify passes run (each decodes at least one token)

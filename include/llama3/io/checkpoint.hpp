@@ -48,6 +48,7 @@ struct LoadOptions {
   int max_batch_size = 1;
   std::function<void(const LoadProgress&)> progress = nullptr;  // called while loading; may be empty
   std::optional<DType> quantize = std::nullopt;  // q8_0 or q4_0: quantize the matrices after loading (norms stay float)
+  DType kv_cache = DType::f32;                    // the KV cache: f32, or bf16 (half the memory and reads)
 };
 
 struct Checkpoint {
@@ -218,6 +219,7 @@ inline Checkpoint load_meta(const std::filesystem::path& dir, const LoadOptions&
   c.params.tie_embeddings = map.find("output.weight") == map.end();  // Llama 3.2 1B/3B have no output.weight
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
+  c.params.kv_cache = options.kv_cache;
   c.params.validate((dir / "params.json").string());
   fill_weights(map, c.params, WeightFormat::meta, dir.string(), c.weights, options.progress);
   return c;
@@ -231,6 +233,7 @@ inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& o
   c.params = read_hf_config(read_text_file(dir / "config.json"), (dir / "config.json").string());
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
+  c.params.kv_cache = options.kv_cache;
   c.params.validate((dir / "config.json").string());
 
   std::vector<std::filesystem::path> files;
@@ -329,6 +332,7 @@ inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions
   c.params = gguf_params(g, path.string());
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
+  c.params.kv_cache = options.kv_cache;
   c.params.validate(path.string());
   if (const auto it = g.tensors.find("rope_freqs.weight"); it != g.tensors.end()) {
     const RawTensor& r = it->second;
@@ -352,6 +356,9 @@ inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions
 
 // Loads a Meta or Hugging Face checkpoint folder, telling them apart by params.json and config.json, or a GGUF file.
 inline Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {}) {
+  if (options.kv_cache != DType::f32 && options.kv_cache != DType::bf16) {
+    throw Error(detail::cat("LoadOptions::kv_cache is ", dtype_name(options.kv_cache), ": the KV cache holds f32 or bf16"));
+  }
   const bool gguf = std::filesystem::is_regular_file(dir) && dir.extension() == ".gguf";
   if (!gguf && !std::filesystem::is_directory(dir)) {
     throw Error(dir.string() + ": not a folder; expected a Meta checkpoint (params.json, consolidated.00.pth), a "

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "llama3/core/dtype.hpp"
 #include "llama3/core/error.hpp"
 
 namespace llama3 {
@@ -46,6 +47,7 @@ struct ModelParams {
   int hidden_dim = 0;                          // the FeedForward width; 0: by Meta's rule from the fields above
   int max_batch_size = 1;                      // the KV cache: max_batch_size x max_seq_len
   int max_seq_len = 2048;
+  DType kv_cache = DType::f32;                 // the KV cache's type: f32, or bf16 (half the memory and reads)
 
   int head_dim() const noexcept { return dim / n_heads; }
   int n_rep() const noexcept { return n_heads / n_kv_heads; }
@@ -73,6 +75,9 @@ struct ModelParams {
     positive("max_batch_size", max_batch_size, 1 << 16);
     positive("max_seq_len", max_seq_len, 1 << 24);
     if (hidden_dim == 0) positive("multiple_of", multiple_of, 1 << 20);
+    if (kv_cache != DType::f32 && kv_cache != DType::bf16) {
+      fail(detail::cat("kv_cache = ", dtype_name(kv_cache), ": the KV cache holds f32 or bf16"));
+    }
     if (dim % n_heads != 0) fail(detail::cat("dim = ", dim, " is not a multiple of n_heads = ", n_heads));
     if (n_heads % n_kv_heads != 0) {
       fail(detail::cat("n_heads = ", n_heads, " is not a multiple of n_kv_heads = ", n_kv_heads));
@@ -144,6 +149,26 @@ struct Llama3_2_3B : Llama3Base {
 };
 
 }  // namespace presets
+
+// The run-time params of a preset (every member fixed), e.g. for a synthetic model of that shape.
+template <class Preset>
+ModelParams params_of(int max_seq_len = 2048, int max_batch_size = 1) {
+  ModelParams p;
+  p.dim = Preset::dim;
+  p.n_layers = Preset::n_layers;
+  p.n_heads = Preset::n_heads;
+  p.n_kv_heads = Preset::n_kv_heads;
+  p.vocab_size = Preset::vocab_size;
+  p.hidden_dim = Preset::hidden_dim;
+  p.norm_eps = Preset::norm_eps;
+  p.rope_theta = Preset::rope_theta;
+  p.use_scaled_rope = Preset::use_scaled_rope != 0;
+  if (p.use_scaled_rope) p.rope_scaling.factor = Preset::rope_scale_factor;
+  p.tie_embeddings = Preset::tie_embeddings != 0;
+  p.max_seq_len = max_seq_len;
+  p.max_batch_size = max_batch_size;
+  return p;
+}
 
 // nullptr when the fixed members of Args are consistent; otherwise what is wrong. For static_assert.
 template <class Args>

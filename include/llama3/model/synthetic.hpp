@@ -61,21 +61,7 @@ Checkpoint synthetic_checkpoint(ModelParams p, std::uint64_t seed = 1, unsigned 
 
 // Meta's Llama 3.2 1B shape (tied embeddings, scaled RoPE).
 inline ModelParams llama3_2_1b_params(int max_seq_len = 2048, int max_batch_size = 1) {
-  ModelParams p;
-  p.dim = 2048;
-  p.n_layers = 16;
-  p.n_heads = 32;
-  p.n_kv_heads = 8;
-  p.vocab_size = 128256;
-  p.hidden_dim = 8192;
-  p.norm_eps = 1e-5;
-  p.rope_theta = 500000;
-  p.use_scaled_rope = true;
-  p.rope_scaling.factor = 32;
-  p.tie_embeddings = true;
-  p.max_seq_len = max_seq_len;
-  p.max_batch_size = max_batch_size;
-  return p;
+  return params_of<presets::Llama3_2_1B>(max_seq_len, max_batch_size);
 }
 
 // Bytes of weights one decode step reads: every matrix once (the tied embedding matrix once, as the output layer;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "llama3/backends/cpu/attention.hpp"
 #include "llama3/backends/cpu/primitives.hpp"
 #include "llama3/core/error.hpp"
 #include "llama3/core/tensor.hpp"
@@ -50,9 +51,15 @@ public:
         layout_(c.rope_layout),
         rope_(p_.head_dim(), 2 * p_.max_seq_len, p_.rope_theta, p_.use_scaled_rope, p_.rope_scaling, c.rope_freqs),
         pool_(std::make_unique<ThreadPool>(threads)) {
-    const std::size_t per_layer = static_cast<std::size_t>(p_.max_batch_size) * p_.max_seq_len * kv_dim();
-    cache_k_.assign(per_layer * static_cast<std::size_t>(p_.n_layers), 0.0f);
-    cache_v_.assign(cache_k_.size(), 0.0f);
+    const std::size_t size =
+        static_cast<std::size_t>(p_.n_layers) * p_.max_batch_size * p_.max_seq_len * static_cast<std::size_t>(kv_dim());
+    if (p_.kv_cache == DType::bf16) {
+      cache_k16_.assign(size, bf16{});
+      cache_v16_.assign(size, bf16{});
+    } else {
+      cache_k_.assign(size, 0.0f);
+      cache_v_.assign(size, 0.0f);
+    }
   }
 
   Transformer(Transformer&&) noexcept = default;
@@ -150,36 +157,52 @@ private:
     }
   }
 
-  float* cache_row(std::vector<float>& cache, int layer, int b, int pos) {
-    return cache.data() + ((static_cast<std::size_t>(layer) * p_.max_batch_size + b) * p_.max_seq_len + pos) *
-                              static_cast<std::size_t>(kv_dim());
+  std::size_t cache_offset(int layer, int b, int pos) const {
+    return ((static_cast<std::size_t>(layer) * p_.max_batch_size + b) * p_.max_seq_len + pos) *
+           static_cast<std::size_t>(kv_dim());
   }
 
-  // RoPE on q and k, the new k and v into the cache, then each query head over its kv head's cache.
+  // RoPE on q and k, the new k and v into the cache, then the query heads of each KV head over its cache.
   void attention(int layer, int bsz, int seqlen, int start_pos, float* q, float* k, const float* v, float* out) {
     const int H = n_heads(), KV = n_kv_heads(), hd = head_dim(), rep = n_rep(), kvd = kv_dim();
     const bool half_split = layout_ == RopeLayout::half_split;
+    const bool bf16_cache = p_.kv_cache == DType::bf16;
     for (int b = 0; b < bsz; ++b) {
       for (int s = 0; s < seqlen; ++s) {
         const std::int64_t r = static_cast<std::int64_t>(b) * seqlen + s;
         const int pos = start_pos + s;
         ops::apply_rotary_emb(q + r * H * hd, H, hd, rope_.cos(pos), rope_.sin(pos), half_split);
         ops::apply_rotary_emb(k + r * kvd, KV, hd, rope_.cos(pos), rope_.sin(pos), half_split);
-        std::copy(k + r * kvd, k + (r + 1) * kvd, cache_row(cache_k_, layer, b, pos));
-        std::copy(v + r * kvd, v + (r + 1) * kvd, cache_row(cache_v_, layer, b, pos));
+        const std::size_t at = cache_offset(layer, b, pos);
+        if (bf16_cache) {
+          for (int i = 0; i < kvd; ++i) {
+            cache_k16_[at + i] = bf16(k[r * kvd + i]);
+            cache_v16_[at + i] = bf16(v[r * kvd + i]);
+          }
+        } else {
+          std::copy(k + r * kvd, k + (r + 1) * kvd, cache_k_.begin() + static_cast<std::ptrdiff_t>(at));
+          std::copy(v + r * kvd, v + (r + 1) * kvd, cache_v_.begin() + static_cast<std::ptrdiff_t>(at));
+        }
       }
     }
-    const std::size_t tasks = static_cast<std::size_t>(bsz) * seqlen * H;
+    const std::size_t tasks = static_cast<std::size_t>(bsz) * seqlen * KV;
     pool_->run(tasks, [&](std::size_t t) {
-      const int h = static_cast<int>(t % H);
-      const std::int64_t r = static_cast<std::int64_t>(t / H);
+      const int g = static_cast<int>(t % KV);
+      const std::int64_t r = static_cast<std::int64_t>(t / KV);
       const int b = static_cast<int>(r / seqlen), s = static_cast<int>(r % seqlen);
+      const int n_ctx = start_pos + s + 1;  // causal: position start_pos + s sees the cache up to itself
       thread_local std::vector<float> scores;
-      scores.resize(static_cast<std::size_t>(start_pos + s + 1));
-      // Causal: position start_pos + s sees the cache up to and including itself.
-      ops::attend(q + r * H * hd + static_cast<std::int64_t>(h) * hd, cache_row(cache_k_, layer, b, 0),
-                  cache_row(cache_v_, layer, b, 0), start_pos + s + 1, KV, h / rep, hd, scores.data(),
-                  out + r * H * hd + static_cast<std::int64_t>(h) * hd);
+      scores.resize(static_cast<std::size_t>(rep) * n_ctx);
+      const float* qg = q + r * H * hd + static_cast<std::int64_t>(g) * rep * hd;
+      float* og = out + r * H * hd + static_cast<std::int64_t>(g) * rep * hd;
+      const std::size_t at = cache_offset(layer, b, 0);
+      if (bf16_cache) {
+        cpu::attend_group(qg, ops::KvView<bf16>{cache_k16_.data() + at, kvd}, ops::KvView<bf16>{cache_v16_.data() + at, kvd},
+                          g, rep, hd, n_ctx, scores.data(), og);
+      } else {
+        cpu::attend_group(qg, ops::KvView<float>{cache_k_.data() + at, kvd}, ops::KvView<float>{cache_v_.data() + at, kvd},
+                          g, rep, hd, n_ctx, scores.data(), og);
+      }
     });
   }
 
@@ -187,7 +210,8 @@ private:
   TransformerWeights<Device> w_;
   RopeLayout layout_ = RopeLayout::interleaved;
   ops::RopeTable rope_;
-  std::vector<float> cache_k_, cache_v_;  // [layer][batch][position][kv_head][head_dim]
+  std::vector<float> cache_k_, cache_v_;    // [layer][batch][position][kv_head][head_dim], f32 cache
+  std::vector<bf16> cache_k16_, cache_v16_;  // the same, bf16 cache
   std::unique_ptr<ThreadPool> pool_;
 };
 
