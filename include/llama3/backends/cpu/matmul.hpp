@@ -7,9 +7,11 @@
 // Both have AVX2+FMA versions, selected at run time (the library does not require -mavx2), and a scalar reference
 // that the tests compare them with on odd sizes. Output columns are split across the thread pool.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "llama3/core/dtype.hpp"
@@ -374,10 +376,10 @@ LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int
   }
 }
 
-// m <= gemv_max_rows rows: for each few W rows, the x rows in groups of up to 4 (the second group finds the W rows
-// in cache). kernel(g, x rows, j0, j1, y rows) does g rows.
-template <class Kernel>
-void gemv_rows(const float* x, std::int64_t m, std::int64_t k, std::int64_t j0, std::int64_t j1, float* y,
+// m <= gemv_max_rows rows of x (k elements of X apart): for each few W rows, the x rows in groups of up to 4 (the
+// second group finds the W rows in cache). kernel(g, x rows, j0, j1, y rows) does g rows.
+template <class X, class Kernel>
+void gemv_rows(const X* x, std::int64_t m, std::int64_t k, std::int64_t j0, std::int64_t j1, float* y,
                std::int64_t ldy, Kernel&& kernel) {
   if (m <= 4) return kernel(static_cast<int>(m), x, j0, j1, y);
   for (std::int64_t j = j0; j < j1; j += 4) {
@@ -448,9 +450,163 @@ void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const 
   gemv_portable(x, m, k, w, j0, j1, y, ldy);
 }
 
+// ---- integer dot products for quantized weights (decode) ---------------------------------------------------------
+// As llama.cpp does: the few rows of x are quantized to int8 blocks of 32 with a float scale, and each weight block
+// meets them as int8 x int8 products summed exactly in int32 (vpmaddubsw/vpmaddwd), one float multiply per block.
+// Weights stream at their stored size with no conversion to float, which is what keeps Q4_0 and Q6_K at the memory
+// bandwidth. The cost is x's own rounding (its 8 bits per 32-block): the tests bound it against f32 maths.
+
+struct BlockQ8Act {
+  float d;
+  std::int8_t qs[32];
+};
+
+template <class W>
+inline constexpr bool has_int8_dot = std::is_same_v<W, BlockQ8_0> || std::is_same_v<W, BlockQ4_0> ||
+                                     std::is_same_v<W, BlockQ6_K>;
+
+// k floats (a multiple of 32) to k / 32 blocks: d = max |x| / 127, q = x / d rounded to nearest even.
+inline void quantize_activations(const float* x, std::int64_t k, BlockQ8Act* out) noexcept {
+  for (std::int64_t b = 0; b < k / 32; ++b, x += 32) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < 32; ++i) out[b].qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+  }
+}
+
+// The scalar reference of the integer path: x quantized as above, times the dequantized weights.
+template <class Q>
+void matmul_reference_int8(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t n, float* y) {
+  std::vector<BlockQ8Act> xq(static_cast<std::size_t>(k / 32));
+  std::vector<float> row(static_cast<std::size_t>(k));
+  for (std::int64_t i = 0; i < m; ++i) {
+    quantize_activations(x + i * k, k, xq.data());
+    for (std::int64_t j = 0; j < n; ++j) {
+      dequantize_row(w + j * (k / Q::elements), k, row.data());
+      double s = 0;
+      for (std::int64_t p = 0; p < k; ++p) s += static_cast<double>(row[static_cast<std::size_t>(p)]) * xq[p / 32].d * xq[p / 32].qs[p % 32];
+      y[i * n + j] = static_cast<float>(s);
+    }
+  }
+}
+
+#if LLAMA3_X86
+
+// 32 int8 weights times 32 int8 activations: eight int32 sums of four neighbours each, as floats (lanes 0-3 hold
+// elements 0-15, lanes 4-7 elements 16-31). |w| <= 127 and |x| <= 127 keep vpmaddubsw's int16 pairs exact.
+LLAMA3_TARGET_AVX2 inline __m256 dot_i8(__m256i w, __m256i x) {
+  const __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+}
+
+LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ8_0& b) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+}
+LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ4_0& b) {  // element i: low nibble of qs[i], then high nibbles
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+  return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1).
+template <int M, class Q>
+LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
+                                       std::int64_t j1, float* y, std::int64_t ldy) {
+  const std::int64_t nb = nbx * 32 / Q::elements;
+  for (std::int64_t j = j0; j < j1; ++j) {
+    const Q* row = w + j * nb;
+    __m256 acc[M];
+    for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
+      if constexpr (std::is_same_v<Q, BlockQ6_K>) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 64, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 128, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 192, _MM_HINT_T0);
+        const BlockQ6_K& q = row[b];
+        const float d = static_cast<float>(q.d);
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+        for (int h = 0; h < 2; ++h) {  // two halves of 128 elements: 4 chunks of 32, each with two 16-element scales
+          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h));
+          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
+          const __m256i c[4] = {
+              _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+              _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4))};
+          for (int ch = 0; ch < 4; ++ch) {
+            const std::int8_t* sc = q.scales + 8 * h + 2 * ch;
+            const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set_m128(_mm_set1_ps(static_cast<float>(sc[1])),
+                                                                                 _mm_set1_ps(static_cast<float>(sc[0]))));
+            const __m256i wv = _mm256_sub_epi8(c[ch], off);
+            for (int i = 0; i < M; ++i) {
+              const BlockQ8Act& xb = x[i * nbx + b * 8 + h * 4 + ch];
+              const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+              acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(xb.d)), dot_i8(wv, xv), acc[i]);
+            }
+          }
+        }
+      } else {
+        const __m256i wv = load_i8(row[b]);
+        const float dw = static_cast<float>(row[b].d);
+        for (int i = 0; i < M; ++i) {
+          const BlockQ8Act& xb = x[i * nbx + b];
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+          acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), acc[i]);
+        }
+      }
+    }
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(acc[i]);
+  }
+}
+
+// The integer path on the pool: x's rows quantized once, then columns split as matmul() does. False where it does
+// not apply (no AVX2, a GEMM's worth of rows, a type without it).
+template <class W>
+bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
+                 float* y) {
+  if constexpr (has_int8_dot<W>) {
+    if (!has_avx2() || m > gemv_max_rows || k % 32 != 0) return false;
+    thread_local std::vector<BlockQ8Act> xq;
+    const std::int64_t nbx = k / 32;
+    xq.resize(static_cast<std::size_t>(m * nbx));
+    for (std::int64_t i = 0; i < m; ++i) quantize_activations(x + i * k, k, xq.data() + i * nbx);
+    const BlockQ8Act* xs = xq.data();
+    const std::int64_t threads = pool.size();
+    std::int64_t block = std::max<std::int64_t>(16, (n + 4 * threads - 1) / (4 * threads));
+    block = (block + 15) / 16 * 16;
+    pool.run(static_cast<std::size_t>((n + block - 1) / block), [&](std::size_t c) {
+      const std::int64_t j0 = static_cast<std::int64_t>(c) * block, j1 = std::min(n, j0 + block);
+      gemv_rows(xs, m, nbx, j0, j1, y, n, [&](int g, const BlockQ8Act* xg, std::int64_t a, std::int64_t b, float* yg) {
+        switch (g) {
+          case 1: return gemv_int8_avx2<1>(xg, nbx, w, a, b, yg, n);
+          case 2: return gemv_int8_avx2<2>(xg, nbx, w, a, b, yg, n);
+          case 3: return gemv_int8_avx2<3>(xg, nbx, w, a, b, yg, n);
+          default: return gemv_int8_avx2<4>(xg, nbx, w, a, b, yg, n);
+        }
+      });
+    });
+    return true;
+  } else {
+    (void)pool, (void)x, (void)m, (void)k, (void)w, (void)n, (void)y;
+    return false;
+  }
+}
+
+#endif  // LLAMA3_X86
+
 // y (m x n) = x (m x k) W^T, with W n x k in any stored type, on the pool.
 template <class W>
 void matmul(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, float* y) {
+#if LLAMA3_X86
+  if (matmul_int8(pool, x, m, k, w, n, y)) return;
+#endif
   // Blocks of columns: enough of them to balance the threads, each a multiple of 16 (a packed panel).
   const std::int64_t threads = pool.size();
   std::int64_t block = std::max<std::int64_t>(16, (n + 4 * threads - 1) / (4 * threads));
