@@ -510,59 +510,71 @@ LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ4_0& b) {  // element i: l
   return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
 }
 
-// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1).
+LLAMA3_TARGET_AVX2 inline float half_to_float(f16 h) { return _cvtsh_ss(h.bits); }  // F16C: exact
+
+// One Q6_K block (256 weights) against 8 activation blocks, into acc: 4 chunks of 32 in each half of 128, every
+// chunk with two 16-weight scales.
+template <int M>
+LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const BlockQ8Act* const* xb, __m256* acc) {
+  alignas(32) float scale[16];
+  const float d = half_to_float(q.d);
+  for (int i = 0; i < 16; ++i) scale[i] = d * static_cast<float>(q.scales[i]);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h));
+    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
+    const __m256i c[4] = {
+        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4))};
+    for (int ch = 0; ch < 4; ++ch) {
+      const float* sc = scale + 8 * h + 2 * ch;
+      const __m256 s = _mm256_set_m128(_mm_broadcast_ss(sc + 1), _mm_broadcast_ss(sc));
+      const __m256i wv = _mm256_sub_epi8(c[ch], off);
+      for (int i = 0; i < M; ++i) {
+        const BlockQ8Act& x = xb[i][h * 4 + ch];
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(x.d)), dot_i8(wv, xv), acc[i]);
+      }
+    }
+  }
+}
+
+// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1). Two accumulators a row (even and
+// odd blocks) so that the FMA latency does not pace the stream.
 template <int M, class Q>
 LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
                                        std::int64_t j1, float* y, std::int64_t ldy) {
   const std::int64_t nb = nbx * 32 / Q::elements;
   for (std::int64_t j = j0; j < j1; ++j) {
     const Q* row = w + j * nb;
-    __m256 acc[M];
-    for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_ps();
+    __m256 acc[2][M];
+    for (int i = 0; i < M; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nb; ++b) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
+      __m256* a = acc[b & 1];
       if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 64, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 128, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 192, _MM_HINT_T0);
-        const BlockQ6_K& q = row[b];
-        const float d = static_cast<float>(q.d);
-        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-        for (int h = 0; h < 2; ++h) {  // two halves of 128 elements: 4 chunks of 32, each with two 16-element scales
-          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h));
-          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h + 32));
-          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
-          const __m256i c[4] = {
-              _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
-              _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4))};
-          for (int ch = 0; ch < 4; ++ch) {
-            const std::int8_t* sc = q.scales + 8 * h + 2 * ch;
-            const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_set_m128(_mm_set1_ps(static_cast<float>(sc[1])),
-                                                                                 _mm_set1_ps(static_cast<float>(sc[0]))));
-            const __m256i wv = _mm256_sub_epi8(c[ch], off);
-            for (int i = 0; i < M; ++i) {
-              const BlockQ8Act& xb = x[i * nbx + b * 8 + h * 4 + ch];
-              const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-              acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(xb.d)), dot_i8(wv, xv), acc[i]);
-            }
-          }
+        for (int line = 0; line < 256; line += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
         }
+        const BlockQ8Act* xb[M];
+        for (int i = 0; i < M; ++i) xb[i] = x + i * nbx + b * 8;
+        dot_q6_k<M>(row[b], xb, a);
       } else {
+        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
         const __m256i wv = load_i8(row[b]);
-        const float dw = static_cast<float>(row[b].d);
+        const float dw = half_to_float(row[b].d);
         for (int i = 0; i < M; ++i) {
           const BlockQ8Act& xb = x[i * nbx + b];
           const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-          acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), acc[i]);
+          a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), a[i]);
         }
       }
     }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(acc[i]);
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
   }
 }
 
