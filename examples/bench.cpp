@@ -9,6 +9,7 @@
 // (0, as llama-bench's tg test). The floor is the weight bytes one decode step reads over the read bandwidth.
 // --lookup N also decodes a prompt that quotes itself with prompt lookup and without, and reports both.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -281,9 +282,12 @@ int main(int argc, char** argv) {
       options.max_seq_len = max_seq_len;
       if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
       options.kv_cache = kv_cache == "bf16" ? llama3::DType::bf16 : llama3::DType::f32;
-      options.progress = [](const llama3::LoadProgress& p) {
-        std::fprintf(stderr, "\rllama3-bench: %.*s %zu/%zu   ", static_cast<int>(p.stage.size()), p.stage.data(), p.done,
-                     p.total);
+      const bool tty = isatty(STDERR_FILENO) != 0;
+      options.progress = [tty](const llama3::LoadProgress& p) {
+        if (tty || p.done == p.total) {  // a log file gets each stage once
+          std::fprintf(stderr, "%sllama3-bench: %.*s %zu/%zu   %s", tty ? "\r" : "", static_cast<int>(p.stage.size()),
+                       p.stage.data(), p.done, p.total, tty ? "" : "\n");
+        }
       };
       c = llama3::load_checkpoint(model_path, options);
       std::fprintf(stderr, "\n");

@@ -459,6 +459,7 @@ void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const 
 struct BlockQ8Act {
   float d;
   std::int8_t qs[32];
+  float sum;  // d * sum(qs): what Q4_0's offset of 8 takes away, per block
 };
 
 template <class W>
@@ -472,7 +473,12 @@ inline void quantize_activations(const float* x, std::int64_t k, BlockQ8Act* out
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
-    for (int i = 0; i < 32; ++i) out[b].qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      out[b].qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+      sum += out[b].qs[i];
+    }
+    out[b].sum = d * static_cast<float>(sum);
   }
 }
 
@@ -504,10 +510,16 @@ LLAMA3_TARGET_AVX2 inline __m256 dot_i8(__m256i w, __m256i x) {
 LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ8_0& b) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
 }
-LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ4_0& b) {  // element i: low nibble of qs[i], then high nibbles
+// Q4_0's nibbles as they are (0..15; the weight is the nibble minus 8): element i is the low nibble of qs[i], element
+// 16 + i the high one.
+LLAMA3_TARGET_AVX2 inline __m256i load_u4(const BlockQ4_0& b) {
   const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-  return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+// Unsigned 4-bit weights times int8 activations: vpmaddubsw takes them as they are.
+LLAMA3_TARGET_AVX2 inline __m256 dot_u4(__m256i w, __m256i x) {
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
 }
 
 LLAMA3_TARGET_AVX2 inline float half_to_float(f16 h) { return _cvtsh_ss(h.bits); }  // F16C: exact
@@ -550,9 +562,11 @@ template <int M, class Q>
 LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
                                        std::int64_t j1, float* y, std::int64_t ldy) {
   const std::int64_t nb = nbx * 32 / Q::elements;
+  constexpr std::int64_t blocks_a_line = (64 + sizeof(Q) - 1) / sizeof(Q);
   for (std::int64_t j = j0; j < j1; ++j) {
     const Q* row = w + j * nb;
     __m256 acc[2][M];
+    float offset[M] = {};
     for (int i = 0; i < M; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nb; ++b) {
       __m256* a = acc[b & 1];
@@ -564,17 +578,28 @@ LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, co
         for (int i = 0; i < M; ++i) xb[i] = x + i * nbx + b * 8;
         dot_q6_k<M>(row[b], xb, a);
       } else {
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
-        const __m256i wv = load_i8(row[b]);
+        // One prefetch a cache line or so (a block is 34 or 18 bytes).
+        if (b % blocks_a_line == 0) _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
         const float dw = half_to_float(row[b].d);
-        for (int i = 0; i < M; ++i) {
-          const BlockQ8Act& xb = x[i * nbx + b];
-          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-          a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), a[i]);
+        if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
+          const __m256i wv = load_u4(row[b]);
+          for (int i = 0; i < M; ++i) {
+            const BlockQ8Act& xb = x[i * nbx + b];
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_u4(wv, xv), a[i]);
+            offset[i] += dw * xb.sum;
+          }
+        } else {
+          const __m256i wv = load_i8(row[b]);
+          for (int i = 0; i < M; ++i) {
+            const BlockQ8Act& xb = x[i * nbx + b];
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), a[i]);
+          }
         }
       }
     }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[0][i], acc[1][i]));
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[0][i], acc[1][i])) - 8.0f * offset[i];
   }
 }
 
