@@ -7,12 +7,8 @@ using namespace llama3;
 namespace {
 template <class Args>
 ModelParams meta_rule_params() {  // the preset as run-time params, with Meta's rule for the FeedForward size
-  ModelParams p;
-  p.dim = Args::dim;
-  p.n_layers = Args::n_layers;
-  p.n_heads = Args::n_heads;
-  p.n_kv_heads = Args::n_kv_heads;
-  p.vocab_size = Args::vocab_size;
+  ModelParams p = params_of<Args>();
+  p.hidden_dim = 0;
   return p;
 }
 struct Odd : DynamicArgs {
