@@ -131,10 +131,10 @@ std::string shell_quote(const std::string& s) {
 
 // Runs llama-bench with the same shape of test and reads its JSON: the median of its samples, as ours.
 LlamaCppResult run_llama_bench(const std::string& bench, const std::string& gguf, int prompt, int gen, int reps,
-                               unsigned threads) {
+                               unsigned threads, bool mmap) {
   const std::string cmd = shell_quote(bench) + " -m " + shell_quote(gguf) + " -p " + std::to_string(prompt) +
                           " -n " + std::to_string(gen) + " -t " + std::to_string(threads) + " -r " +
-                          std::to_string(reps) + " -o json 2>/dev/null";
+                          std::to_string(reps) + (mmap ? "" : " -mmp 0") + " -o json 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw llama3::Error("cannot run " + bench);
   std::string out;
@@ -215,6 +215,14 @@ int main(int argc, char** argv) {
   std::string kv_cache = "f32";
   app.add_option("--kv-cache", kv_cache, "the KV cache's type: f32 or bf16")->capture_default_str()
       ->check(CLI::IsMember({"f32", "bf16"}));
+  std::string isa_cap, precision = "f32";
+  app.add_option("--isa", isa_cap, "cap the SIMD kernels: portable, avx2, avx512 or avx512_bf16 (default: the best "
+                 "this CPU has)")->check(CLI::IsMember({"portable", "avx2", "avx512", "avx512_bf16"}));
+  app.add_option("--matmul-precision", precision, "prefill with bf16 weights: f32 maths, or bf16 inputs (vdpbf16ps, as "
+                 "llama.cpp)")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  bool no_mmap = false;
+  app.add_flag("--no-mmap", no_mmap, "read the weights into memory instead of mapping the file; with --compare-llamacpp, "
+               "llama-bench gets -mmp 0 too");
   app.add_option("--threads", threads_list, "thread counts to run, comma-separated (default: 1 and all)");
   app.add_option("--prompt", prompt, "prompt tokens to prefill")->capture_default_str()->check(CLI::Range(1, 1 << 17));
   app.add_option("--gen", gen, "tokens to decode")->capture_default_str()->check(CLI::Range(2, 1 << 17));
@@ -229,6 +237,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!isa_cap.empty()) {
+      llama3::cpu::Isa cap{};
+      llama3::cpu::parse_isa(isa_cap, cap);
+      llama3::cpu::set_max_isa(cap);
+    }
     if (model_path.empty() == synthetic.empty()) {
       throw llama3::Error("give a model with --model PATH (folder or .gguf), or --synthetic 1b|3b|8b");
     }
@@ -282,6 +295,7 @@ int main(int argc, char** argv) {
       options.max_seq_len = max_seq_len;
       if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
       options.kv_cache = kv_cache == "bf16" ? llama3::DType::bf16 : llama3::DType::f32;
+      options.mmap = !no_mmap;
       const bool tty = isatty(STDERR_FILENO) != 0;
       options.progress = [tty](const llama3::LoadProgress& p) {
         if (tty || p.done == p.total) {  // a log file gets each stage once
@@ -297,10 +311,11 @@ int main(int argc, char** argv) {
     const std::string weights = std::string(llama3::dtype_name(llama3::dtype(c.weights.layers[0].w1)));
     const double weight_gb = static_cast<double>(llama3::weight_bytes_per_token(c.weights)) / 1e9;
     llama3::Transformer<> model(std::move(c), 1);
+    model.set_matmul_precision(precision == "bf16" ? llama3::MatmulPrecision::bf16 : llama3::MatmulPrecision::f32);
     std::fprintf(stderr, "llama3-bench: ready in %.1f s: dim %d, %d layers, %d/%d heads, FeedForward %d, vocab %d, "
-                 "%s weights, %.3f GB read per decoded token; AVX2 kernels: %s\n", seconds_since(t0), params.dim,
+                 "%s weights, %.3f GB read per decoded token; kernels: %s\n", seconds_since(t0), params.dim,
                  params.n_layers, params.n_heads, params.n_kv_heads, params.ffn_hidden_dim(), params.vocab_size,
-                 weights.c_str(), weight_gb, llama3::cpu::has_avx2() ? "yes" : "no");
+                 weights.c_str(), weight_gb, std::string(llama3::cpu::isa_name(llama3::cpu::isa())).c_str());
 
     std::vector<TokenId> tokens(static_cast<std::size_t>(std::max(prompt, depth)));
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<TokenId>((i * 7919 + 13) % params.vocab_size);
@@ -354,7 +369,7 @@ int main(int argc, char** argv) {
       if (!compare.empty()) {
         std::fprintf(stderr, "\rllama3-bench: %u thread%s: llama-bench...                 ", threads,
                      threads == 1 ? "" : "s");
-        r.llamacpp = run_llama_bench(compare, model_path, prompt, gen, reps, threads);
+        r.llamacpp = run_llama_bench(compare, model_path, prompt, gen, reps, threads, !no_mmap);
       }
       std::fprintf(stderr, "\rllama3-bench: %u thread%s: done                            \n", threads,
                    threads == 1 ? "" : "s");
@@ -368,6 +383,11 @@ int main(int argc, char** argv) {
     llama3::json::append_string(j, weights);
     j += ", \"kv_cache\": ";
     llama3::json::append_string(j, kv_cache);
+    j += ", \"isa\": ";
+    llama3::json::append_string(j, llama3::cpu::isa_name(llama3::cpu::isa()));
+    j += ", \"matmul_precision\": ";
+    llama3::json::append_string(j, precision);
+    j += std::string(", \"mmap\": ") + (no_mmap || model_path.empty() ? "false" : "true");
     char buf[512];
     std::snprintf(buf, sizeof buf, ", \"weight_gb_per_token\": %.4f, \"prompt\": %d, \"gen\": %d, \"depth\": %d, "
                   "\"reps\": %d, \"peak_rss_gb\": %.3f, \"results\": [", weight_gb, prompt, gen, depth, reps, peak_rss_gb());
@@ -403,8 +423,11 @@ int main(int argc, char** argv) {
       std::fputs(j.c_str(), stdout);
       return 0;
     }
-    std::printf("%s: %s weights, %s KV cache, %.3f GB read per decoded token; prompt %d, %d decoded after %d, "
-                "median of %d\n\n", shape.c_str(), weights.c_str(), kv_cache.c_str(), weight_gb, prompt, gen, depth, reps);
+    std::printf("%s%s: %s weights, %s KV cache, %.3f GB read per decoded token; prompt %d, %d decoded after %d, "
+                "median of %d; %s kernels, %s matmul precision\n\n", shape.c_str(),
+                model_path.empty() ? "" : no_mmap ? " (read into memory)" : " (mapped)", weights.c_str(), kv_cache.c_str(),
+                weight_gb, prompt, gen, depth, reps, std::string(llama3::cpu::isa_name(llama3::cpu::isa())).c_str(),
+                precision.c_str());
     std::printf("%-8s %11s %14s %13s %12s %13s", "threads", "bandwidth", "prefill tok/s", "decode tok/s", "floor tok/s",
                 "decode/floor");
     if (!compare.empty()) std::printf(" %16s %16s %9s %9s", "llama.cpp prefill", "llama.cpp decode", "prefill x", "decode x");

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  bool no_mmap = false;
+  app.add_flag("--no-mmap", no_mmap, "read the weights into memory instead of mapping the files (faster decoding where "
+               "mapped pages are slow, as on some virtual machines)");
   std::string kv_cache = "f32";
   app.add_option("--kv-cache", kv_cache, "the KV cache's type: f32, or bf16 (half the memory; logits within ~1e-2)")
       ->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
@@ -40,6 +43,7 @@ int main(int argc, char** argv) {
     options.max_batch_size = max_batch_size;
     if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
     if (kv_cache == "bf16") options.kv_cache = llama3::DType::bf16;
+    options.mmap = !no_mmap;
     auto generator = llama3::Llama<>::build(ckpt_dir, tokenizer_path, options, seed, threads);
     const std::vector<std::string> prompts = {
         // For these prompts, the expected answer is the natural continuation of the prompt

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -216,4 +217,24 @@ TEST_CASE("checkpoint folders: missing, extra, misshapen tensors and bad configs
   test::write_file(meta / "params.json", test::read_file(f.dir / "meta" / "params.json"));
   fs::copy_file(f.dir / "meta" / "consolidated.00.pth", meta / "consolidated.02.pth");
   CHECK_THROWS_WITH(load_checkpoint(meta), Contains("consolidated.01.pth"));
+}
+
+TEST_CASE("a file read into memory holds the bytes a mapping shows, 2 MiB-aligned", "[io]") {
+  const fs::path dir = fs::temp_directory_path() / "llama3-read-into-memory";
+  fs::create_directories(dir);
+  for (const std::size_t size : {std::size_t{1}, std::size_t{4096}, (std::size_t{2} << 20) + 7}) {
+    std::string bytes(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 131 + 7);
+    const fs::path file = dir / ("f" + std::to_string(size));
+    std::ofstream(file, std::ios::binary) << bytes;
+    const MappedFile mapped(file), read(file, FileAccess::read);
+    CHECK(read.size() == size);
+    CHECK(read.bytes() == mapped.bytes());
+    CHECK(reinterpret_cast<std::uintptr_t>(read.data()) % (std::size_t{2} << 20) == 0);
+  }
+  const fs::path empty = dir / "empty";
+  std::ofstream(empty, std::ios::binary).close();
+  CHECK(MappedFile(empty, FileAccess::read).size() == 0);
+  CHECK_THROWS_WITH(MappedFile(dir / "missing", FileAccess::read), Contains("missing") && Contains("cannot open"));
+  fs::remove_all(dir);
 }

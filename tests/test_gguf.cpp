@@ -227,6 +227,19 @@ TEST_CASE("a GGUF model gives the fixtures' logits; a Q8_0 one those of --quanti
       }
     }
   }
+  // Read into memory instead of mapped (LoadOptions::mmap = false, --no-mmap): the same bytes, the same logits.
+  for (const std::string& name : test::model_fixture_names()) {
+    const test::ModelFixture f = test::load_model_fixture(name);
+    for (const std::filesystem::path& path : {f.dir / "meta", f.dir / "hf", dir / (name + "-q8_0.gguf")}) {
+      INFO(path);
+      LoadOptions read{.max_seq_len = f.max_seq_len};
+      read.mmap = false;
+      Transformer<> mapped = Transformer<>::load(path, {.max_seq_len = f.max_seq_len}, 2);
+      Transformer<> in_memory = Transformer<>::load(path, read, 2);
+      const Tensor<float> a = mapped.forward(f.prompts[2], 0), b = in_memory.forward(f.prompts[2], 0);
+      REQUIRE(std::memcmp(a.data(), b.data(), a.bytes()) == 0);
+    }
+  }
   // Not a llama model, or missing keys: errors naming the file and the key.
   test::GgufWriter other;
   other.str("general.architecture", "gemma");

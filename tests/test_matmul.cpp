@@ -38,9 +38,50 @@ void check_kernel(unsigned threads) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("matmul kernels equal the scalar reference on odd sizes", "[matmul]", float, bf16, f16) {
-  INFO("AVX2 kernels: " << cpu::has_avx2());
-  for (unsigned threads : {1u, 2u, 3u}) check_kernel<TestType>(threads);
+TEMPLATE_TEST_CASE("matmul kernels equal the scalar reference on odd sizes, every SIMD target", "[matmul]", float, bf16,
+                   f16) {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+    const cpu::ScopedIsa kernels(isa);
+    INFO(cpu::isa_name(isa) << " kernels");
+    for (unsigned threads : {1u, 2u, 3u}) check_kernel<TestType>(threads);
+  }
+}
+
+// MatmulPrecision::bf16: x rounded to bf16, products summed in f32 (vdpbf16ps). The reference rounds x the same
+// way; the tolerance is far below what the rounding itself moves the result, so a kernel that did not round (or
+// rounded differently) fails.
+TEST_CASE("the bf16 GEMM equals the reference on x rounded to bf16", "[matmul]") {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const cpu::Isa isa : cpu::available_isas()) {
+    const cpu::ScopedIsa kernels(isa);
+    const bool rounds = cpu::has_avx512_bf16();
+    for (const unsigned threads : {1u, 2u}) {
+      ThreadPool pool(threads);
+      for (const std::int64_t m : {9, 12, 13, 25, 40}) {
+        for (const std::int64_t k : {2, 30, 64, 512, 514, 1030}) {
+          for (const std::int64_t n : {1, 31, 32, 33, 70}) {
+            std::vector<float> x(static_cast<std::size_t>(m * k)), xr(x.size()), y(static_cast<std::size_t>(m * n)),
+                ref(y.size()), unrounded(y.size());
+            std::vector<bf16> w(static_cast<std::size_t>(n * k));
+            for (auto& v : x) v = dist(rng);
+            for (auto& v : w) v = bf16(dist(rng));
+            for (std::size_t i = 0; i < x.size(); ++i) xr[i] = static_cast<float>(bf16(x[i]));
+            cpu::matmul(pool, x.data(), m, k, w.data(), n, y.data(), MatmulPrecision::bf16);
+            cpu::matmul_reference(rounds ? xr.data() : x.data(), m, k, w.data(), n, ref.data());
+            cpu::matmul_reference(rounds ? x.data() : xr.data(), m, k, w.data(), n, unrounded.data());
+            double moved = 0;  // how far the rounding moves the result: the tolerance must be well below it
+            for (std::size_t i = 0; i < y.size(); ++i) {
+              INFO(cpu::isa_name(isa) << " m " << m << " k " << k << " n " << n << " element " << i);
+              REQUIRE(std::fabs(y[i] - ref[i]) <= 2e-6f * std::sqrt(static_cast<float>(k)) * (1 + std::fabs(ref[i])));
+              moved = std::max(moved, std::fabs(double(ref[i]) - unrounded[i]));
+            }
+            if (k >= 64) CHECK(moved > 1e-3);
+          }
+        }
+      }
+    }
+  }
 }
 
 TEMPLATE_TEST_CASE("the portable kernel equals the reference too", "[matmul]", float, bf16, f16) {
@@ -59,6 +100,9 @@ TEMPLATE_TEST_CASE("the portable kernel equals the reference too", "[matmul]", f
 // Prompt lookup verifies draft tokens in one pass and must give each token the logits it gets when decoded alone.
 TEMPLATE_TEST_CASE("up to gemv_max_rows rows, each row's result is bit-identical to that row alone", "[matmul][lookup]",
                    float, bf16, f16, BlockQ8_0, BlockQ4_0, BlockQ4_K, BlockQ6_K) {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+  const cpu::ScopedIsa kernels(isa);
+  INFO(cpu::isa_name(isa) << " kernels");
   ThreadPool pool(2);
   std::mt19937 rng(9);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -94,6 +138,7 @@ TEMPLATE_TEST_CASE("up to gemv_max_rows rows, each row's result is bit-identical
       REQUIRE(std::memcmp(alone.data(), y.data() + i * n, alone.size() * sizeof(float)) == 0);
     }
   }
+  }
 }
 
 TEST_CASE("the thread pool runs every task once and passes exceptions on", "[threads]") {
@@ -113,8 +158,10 @@ TEST_CASE("the thread pool runs every task once and passes exceptions on", "[thr
   }
 }
 
-TEMPLATE_TEST_CASE("the AVX2 attention kernel equals the scalar reference, f32 and bf16 caches", "[attention]", float,
-                   bf16) {
+TEMPLATE_TEST_CASE("the attention kernels equal the scalar reference, f32 and bf16 caches, every SIMD target",
+                   "[attention]", float, bf16) {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+  const cpu::ScopedIsa kernels(isa);
   std::mt19937 rng(21);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (const int head_dim : {8, 24, 64, 128}) {
@@ -131,10 +178,11 @@ TEMPLATE_TEST_CASE("the AVX2 attention kernel equals the scalar reference, f32 a
         cpu::attend_group(q.data(), k, v, 1, n_rep, head_dim, n_ctx, scores.data(), out.data());
         ops::attend(q.data(), k, v, 1, n_rep, head_dim, n_ctx, scores.data(), ref.data());
         for (std::size_t i = 0; i < out.size(); ++i) {
-          INFO("head_dim " << head_dim << " n_rep " << n_rep << " n_ctx " << n_ctx << " element " << i);
+          INFO(cpu::isa_name(isa) << " head_dim " << head_dim << " n_rep " << n_rep << " n_ctx " << n_ctx << " element " << i);
           REQUIRE(std::fabs(out[i] - ref[i]) < 1e-5f * (1 + std::fabs(ref[i])) * std::sqrt(static_cast<float>(head_dim)));
         }
       }
     }
+  }
   }
 }

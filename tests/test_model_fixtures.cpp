@@ -26,11 +26,14 @@ struct TinyGqaArgs : DynamicArgs {
 
 }  // namespace
 
-TEST_CASE("every fixture, both formats: logits, KV cache, RoPE table and greedy continuation", "[model][fixtures]") {
+TEST_CASE("every fixture, both formats, every SIMD target: logits, KV cache, RoPE table and greedy continuation",
+          "[model][fixtures]") {
+  for (const cpu::Isa isa : cpu::available_isas()) {
+  const cpu::ScopedIsa kernels(isa);
   for (const std::string& name : test::model_fixture_names()) {
     const test::ModelFixture f = test::load_model_fixture(name);
     for (const char* format : {"meta", "hf"}) {
-      INFO(name << " (" << format << ")");
+      INFO(name << " (" << format << "), " << cpu::isa_name(isa) << " kernels");
       Transformer<> model = load(f, format);
       double worst = 0;
 
@@ -75,8 +78,42 @@ TEST_CASE("every fixture, both formats: logits, KV cache, RoPE table and greedy 
       for (std::size_t i = 0; i < f.rope_inv_freq.size(); ++i) {
         CHECK(model.rope().inv_freq()[i] == Approx(f.rope_inv_freq[i]).epsilon(1e-12));
       }
-      WARN(name << " (" << format << "): largest |logit - expected| " << worst << " (tolerance " << f.atol << ")");
+      WARN(name << " (" << format << "), " << cpu::isa_name(isa) << ": largest |logit - expected| " << worst
+                << " (tolerance " << f.atol << ")");
       CHECK(worst <= f.atol);
+    }
+  }
+  }
+}
+
+// MatmulPrecision::bf16 rounds the prefill's inputs to bf16 for bf16 weights (vdpbf16ps where the CPU has it):
+// the logits move by that rounding, and decoding (the matrix-vector kernels) is unchanged.
+TEST_CASE("bf16 matmul precision: the prefill's logits within bf16 rounding, decoding unchanged", "[model][fixtures]") {
+  for (const std::string name : {"tiny-gqa-bf16", "tiny-scaled-rope-tied"}) {
+    const test::ModelFixture f = test::load_model_fixture(name);
+    LoadOptions options{.max_seq_len = f.max_seq_len};
+    options.matmul_precision = MatmulPrecision::bf16;
+    Transformer<> fast = Transformer<>::load(f.dir / "meta", options, 2), exact = load(f, "meta");
+    CHECK(fast.matmul_precision() == MatmulPrecision::bf16);
+    const auto& prompt = f.prompts[2];  // 30-40 tokens: the GEMM
+    REQUIRE(static_cast<std::int64_t>(prompt.size()) > cpu::gemv_max_rows);
+    const Tensor<float> a = fast.forward(prompt, 0, Logits::last), b = exact.forward(prompt, 0, Logits::last);
+    const double vs_exact = max_abs_diff(a.data(), f.last_logits[2]);
+    double vs_f32 = 0;
+    for (std::int64_t i = 0; i < a.numel(); ++i) vs_f32 = std::max(vs_f32, std::fabs(double(a.data()[i]) - b.data()[i]));
+    WARN(name << ", " << cpu::isa_name(cpu::isa()) << ": bf16 matmul precision, largest |logit - expected| " << vs_exact);
+    if (cpu::has_avx512_bf16()) {
+      CHECK(vs_exact > f.atol);  // it rounded
+      CHECK(vs_exact < 0.05);    // logits here are about +-4; bf16 keeps 8 bits
+    } else {
+      CHECK(vs_f32 == 0);  // no vdpbf16ps: f32 maths
+    }
+    // One token at a time (the matrix-vector kernels): f32 maths whatever the precision.
+    const auto& short_prompt = f.prompts[0];
+    for (std::size_t t = 0; t < short_prompt.size(); ++t) {
+      const Tensor<float> x = fast.forward(std::span(&short_prompt[t], 1), static_cast<int>(t), Logits::last);
+      const Tensor<float> y = exact.forward(std::span(&short_prompt[t], 1), static_cast<int>(t), Logits::last);
+      REQUIRE(std::equal(x.data(), x.data() + x.numel(), y.data()));
     }
   }
 }

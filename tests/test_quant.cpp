@@ -136,7 +136,9 @@ TEST_CASE("Q4_K and Q6_K dequantize GGUF's bit layout", "[quant]") {
 TEMPLATE_TEST_CASE("quantized matmul kernels equal the scalar reference on odd sizes", "[quant][matmul]", BlockQ8_0,
                    BlockQ4_0, BlockQ4_K, BlockQ6_K) {
   using Q = TestType;
-  INFO("AVX2 kernels: " << cpu::has_avx2());
+  for (const cpu::Isa isa : cpu::available_isas()) {
+  const cpu::ScopedIsa kernels(isa);
+  INFO(cpu::isa_name(isa) << " kernels");
   std::mt19937 rng(4);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (const unsigned threads : {1u, 2u, 3u}) {
@@ -183,6 +185,7 @@ TEMPLATE_TEST_CASE("quantized matmul kernels equal the scalar reference on odd s
         }
       }
     }
+  }
   }
 }
 

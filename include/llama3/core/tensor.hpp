@@ -16,6 +16,10 @@
 
 #include <Eigen/Core>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "llama3/core/device.hpp"
 #include "llama3/core/dtype.hpp"
 #include "llama3/core/error.hpp"
@@ -67,8 +71,18 @@ private:
 };
 
 namespace detail {
+// A cache line's alignment (enough for any SIMD load); large buffers (weights, the KV cache) are aligned to 2 MiB
+// and advised to use transparent huge pages: the decode kernels stream them, and 4 KiB pages cost TLB misses.
 inline std::shared_ptr<void> aligned_buffer(std::size_t bytes) {
-  constexpr std::size_t align = 64;  // a cache line, and enough for any SIMD load
+  constexpr std::size_t huge = std::size_t{2} << 20;
+  if (bytes >= 2 * huge) {
+    void* p = ::operator new(bytes, std::align_val_t{huge});
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    ::madvise(p, bytes / 4096 * 4096, MADV_HUGEPAGE);  // advice only
+#endif
+    return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{huge}); });
+  }
+  constexpr std::size_t align = 64;
   void* p = ::operator new(bytes == 0 ? align : bytes, std::align_val_t{align});
   return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t{align}); });
 }

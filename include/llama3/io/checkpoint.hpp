@@ -49,7 +49,15 @@ struct LoadOptions {
   std::function<void(const LoadProgress&)> progress = nullptr;  // called while loading; may be empty
   std::optional<DType> quantize = std::nullopt;  // q8_0 or q4_0: quantize the matrices after loading (norms stay float)
   DType kv_cache = DType::f32;                    // the KV cache: f32, or bf16 (half the memory and reads)
+  // false: read the weight files into memory instead of mapping them (llama.cpp's --no-mmap). Loading takes longer
+  // and the weights are not shared with other processes, but on some virtual machines mapped pages stream several
+  // times slower (see core/mapped_file.hpp).
+  bool mmap = true;
+  // The prefill's arithmetic with bf16 weights: f32 maths (default), or x rounded to bf16 (vdpbf16ps, AVX512_BF16).
+  MatmulPrecision matmul_precision = MatmulPrecision::f32;
 };
+
+inline FileAccess file_access(const LoadOptions& o) noexcept { return o.mmap ? FileAccess::map : FileAccess::read; }
 
 struct Checkpoint {
   CheckpointFormat format = CheckpointFormat::meta;
@@ -212,7 +220,7 @@ inline Checkpoint load_meta(const std::filesystem::path& dir, const LoadOptions&
   if (paths.empty()) throw Error(dir.string() + ": params.json but no consolidated.00.pth");
   std::vector<TensorMap> shards;
   for (std::size_t i = 0; i < paths.size(); ++i) {
-    shards.push_back(read_torch_checkpoint_file(paths[i]));
+    shards.push_back(read_torch_checkpoint_file(paths[i], file_access(options)));
     if (options.progress) options.progress({"reading", i + 1, paths.size()});
   }
   TensorMap map = merge_meta_shards(shards, dir.string(), options.progress);
@@ -220,6 +228,7 @@ inline Checkpoint load_meta(const std::filesystem::path& dir, const LoadOptions&
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
   c.params.kv_cache = options.kv_cache;
+  c.params.matmul_precision = options.matmul_precision;
   c.params.validate((dir / "params.json").string());
   fill_weights(map, c.params, WeightFormat::meta, dir.string(), c.weights, options.progress);
   return c;
@@ -234,6 +243,7 @@ inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& o
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
   c.params.kv_cache = options.kv_cache;
+  c.params.matmul_precision = options.matmul_precision;
   c.params.validate((dir / "config.json").string());
 
   std::vector<std::filesystem::path> files;
@@ -262,7 +272,7 @@ inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& o
   }
   TensorMap map;
   for (std::size_t i = 0; i < files.size(); ++i) {
-    for (auto& [name, t] : read_safetensors_file(files[i])) {
+    for (auto& [name, t] : read_safetensors_file(files[i], file_access(options))) {
       if (map.count(name)) throw Error(files[i].string() + ": tensor " + name + " is also in another shard");
       map.emplace(name, std::move(t));
     }
@@ -323,7 +333,7 @@ inline ModelParams gguf_params(const GgufFile& g, const std::string& source) {
 // A GGUF file of the llama architecture: tensors used in place (quantized ones too), q and k in Meta's
 // interleaved row order (llama.cpp's converter undoes Hugging Face's permutation), scaled RoPE from rope_freqs.
 inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions& options) {
-  GgufFile g = read_gguf_file(path);
+  GgufFile g = read_gguf_file(path, file_access(options));
   if (options.progress) options.progress({"reading", 1, 1});
   Checkpoint c;
   c.format = CheckpointFormat::gguf;
@@ -333,6 +343,7 @@ inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions
   c.params.max_seq_len = options.max_seq_len;
   c.params.max_batch_size = options.max_batch_size;
   c.params.kv_cache = options.kv_cache;
+  c.params.matmul_precision = options.matmul_precision;
   c.params.validate(path.string());
   if (const auto it = g.tensors.find("rope_freqs.weight"); it != g.tensors.end()) {
     const RawTensor& r = it->second;

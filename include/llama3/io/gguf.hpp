@@ -269,9 +269,9 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
   return g;
 }
 
-// Maps and reads a GGUF file.
-inline GgufFile read_gguf_file(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
+// Maps (or reads into memory) and parses a GGUF file.
+inline GgufFile read_gguf_file(const std::filesystem::path& path, FileAccess access = FileAccess::map) {
+  auto file = std::make_shared<MappedFile>(path, access);
   const std::string_view bytes = file->bytes();
   return read_gguf(bytes, file, path.string());
 }

@@ -110,8 +110,8 @@ inline TensorMap read_safetensors(std::string_view bytes, std::shared_ptr<const 
   return out;
 }
 
-inline TensorMap read_safetensors_file(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
+inline TensorMap read_safetensors_file(const std::filesystem::path& path, FileAccess access = FileAccess::map) {
+  auto file = std::make_shared<MappedFile>(path, access);
   const std::string_view bytes = file->bytes();
   return read_safetensors(bytes, std::shared_ptr<const void>(file, file.get()), file->path());
 }

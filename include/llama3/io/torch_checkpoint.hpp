@@ -80,8 +80,8 @@ inline TensorMap read_torch_checkpoint(std::string_view bytes, std::shared_ptr<c
   return out;
 }
 
-inline TensorMap read_torch_checkpoint_file(const std::filesystem::path& path) {
-  auto file = std::make_shared<MappedFile>(path);
+inline TensorMap read_torch_checkpoint_file(const std::filesystem::path& path, FileAccess access = FileAccess::map) {
+  auto file = std::make_shared<MappedFile>(path, access);
   return read_torch_checkpoint(file->bytes(), std::shared_ptr<const void>(file, file.get()), file->path());
 }
 

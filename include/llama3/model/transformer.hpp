@@ -71,6 +71,8 @@ public:
   RopeLayout rope_layout() const noexcept { return layout_; }
   unsigned threads() const noexcept { return pool_->size(); }
   void set_threads(unsigned threads) { pool_ = std::make_unique<ThreadPool>(threads); }
+  MatmulPrecision matmul_precision() const noexcept { return p_.matmul_precision; }
+  void set_matmul_precision(MatmulPrecision p) noexcept { p_.matmul_precision = p; }
 
   // Compile-time sizes where Args fixes them (the compiler sees constants in the loops), run-time ones otherwise.
   int dim() const noexcept { return Args::dim != Dynamic ? Args::dim : p_.dim; }
@@ -103,18 +105,18 @@ public:
       const LayerWeights<Device>& L = w_.layers[static_cast<std::size_t>(layer)];
       // h = x + attention(attention_norm(x))
       P::rms_norm(pool, h.data(), rows, D, L.attention_norm, p_.norm_eps, xn.data());
-      P::matmul(pool, xn.data(), rows, L.wq, q.data());
-      P::matmul(pool, xn.data(), rows, L.wk, k.data());
-      P::matmul(pool, xn.data(), rows, L.wv, v.data());
+      P::matmul(pool, xn.data(), rows, L.wq, q.data(), p_.matmul_precision);
+      P::matmul(pool, xn.data(), rows, L.wk, k.data(), p_.matmul_precision);
+      P::matmul(pool, xn.data(), rows, L.wv, v.data(), p_.matmul_precision);
       attention(layer, bsz, seqlen, start_pos, q.data(), k.data(), v.data(), attn.data());
-      P::matmul(pool, attn.data(), rows, L.wo, out.data());
+      P::matmul(pool, attn.data(), rows, L.wo, out.data(), p_.matmul_precision);
       P::add(pool, h.data(), out.data(), rows * D);
       // out = h + feed_forward(ffn_norm(h)), with feed_forward(x) = w2(silu(w1(x)) * w3(x))
       P::rms_norm(pool, h.data(), rows, D, L.ffn_norm, p_.norm_eps, xn.data());
-      P::matmul(pool, xn.data(), rows, L.w1, h1.data());
-      P::matmul(pool, xn.data(), rows, L.w3, h3.data());
+      P::matmul(pool, xn.data(), rows, L.w1, h1.data(), p_.matmul_precision);
+      P::matmul(pool, xn.data(), rows, L.w3, h3.data(), p_.matmul_precision);
       P::silu_mul(pool, h1.data(), h3.data(), rows, F);
-      P::matmul(pool, h1.data(), rows, L.w2, out.data());
+      P::matmul(pool, h1.data(), rows, L.w2, out.data(), p_.matmul_precision);
       P::add(pool, h.data(), out.data(), rows * D);
     }
 
@@ -127,7 +129,7 @@ public:
     }
     P::rms_norm(pool, last.data(), n_out, D, w_.norm, p_.norm_eps, xn.data());
     Tensor<float> logits({bsz, which == Logits::all ? seqlen : 1, vocab_size()});
-    P::matmul(pool, xn.data(), n_out, w_.output, logits.data());
+    P::matmul(pool, xn.data(), n_out, w_.output, logits.data(), p_.matmul_precision);
     return logits;
   }
 

@@ -1,380 +1,27 @@
 #pragma once
-// y = x W^T on the CPU: x is m x k (float, row-major), W is n x k in its stored type (float, bf16, f16), y is m x n.
-// This is every Linear of the model (Meta's wq, w1, output...). Two kernels, chosen by m:
-//   - m <= 4 (decode): dot products that stream W once, converting to float in registers (bandwidth-bound);
-//   - m > 4 (prefill): W is packed into float panels of 16 columns and multiplied by a 6 x 16 register tile
-//     (FLOP-bound).
-// Both have AVX2+FMA versions, selected at run time (the library does not require -mavx2), and a scalar reference
-// that the tests compare them with on odd sizes. Output columns are split across the thread pool.
+// y = x W^T on the CPU: x is m x k (float, row-major), W is n x k in its stored type, y is m x n. This is every
+// Linear of the model (Meta's wq, w1, output...). The kernel depends on m, W's type and the CPU (cpu::isa()):
+//   - m <= gemv_max_rows (decode, and prompt lookup's verify passes): dot products that stream W once for all m
+//     rows (bandwidth-bound). Float weights are widened in registers (f32 maths); quantized weights meet x rounded
+//     to int8 blocks with exact integer sums, as llama.cpp does.
+//   - m > gemv_max_rows (prefill): a register-tiled GEMM over packed panels of W (FLOP-bound): f32 FMAs, or, for
+//     bf16 weights with MatmulPrecision::bf16 on AVX512_BF16, vdpbf16ps on x rounded to bf16.
+// Every kernel has a scalar reference (matmul_reference.hpp) the tests compare it with on odd sizes, on every SIMD
+// target the machine has. Output columns are split across the thread pool.
 #include <algorithm>
-#include <cmath>
-#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
+#include "llama3/backends/cpu/isa.hpp"
+#include "llama3/backends/cpu/kernels_avx2.hpp"
+#include "llama3/backends/cpu/kernels_avx512.hpp"
+#include "llama3/backends/cpu/matmul_reference.hpp"
 #include "llama3/core/dtype.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/core/thread_pool.hpp"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define LLAMA3_X86 1
-#define LLAMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#else
-#define LLAMA3_X86 0
-#define LLAMA3_TARGET_AVX2
-#endif
-
 namespace llama3::cpu {
-
-inline bool has_avx2() {
-#if LLAMA3_X86
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
-  return yes;
-#else
-  return false;
-#endif
-}
-
-// ---- scalar reference -------------------------------------------------------------------------------------------
-
-template <class W>
-void matmul_reference(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, float* y) {
-  for (std::int64_t i = 0; i < m; ++i) {
-    for (std::int64_t j = 0; j < n; ++j) {
-      double s = 0;  // the reference sums in double: the kernels must be close to it, not equal
-      for (std::int64_t p = 0; p < k; ++p) s += double(x[i * k + p]) * double(to_float(w[j * k + p]));
-      y[i * n + j] = static_cast<float>(s);
-    }
-  }
-}
-
-// The reference for quantized weights: each row dequantized (ggml's arithmetic), then sums in double.
-template <class Q>
-  requires is_quantized<Q>
-void matmul_reference(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t n, float* y) {
-  std::vector<float> row(static_cast<std::size_t>(k));
-  for (std::int64_t j = 0; j < n; ++j) {
-    dequantize_row(w + j * (k / Q::elements), k, row.data());
-    for (std::int64_t i = 0; i < m; ++i) {
-      double s = 0;
-      for (std::int64_t p = 0; p < k; ++p) s += double(x[i * k + p]) * double(row[static_cast<std::size_t>(p)]);
-      y[i * n + j] = static_cast<float>(s);
-    }
-  }
-}
-
-// Up to this many rows of x go through the matrix-vector kernels (a few decoded or draft tokens); more are a GEMM.
-inline constexpr std::int64_t gemv_max_rows = 8;
-
-// ---- portable kernels (no SIMD intrinsics; the compiler vectorises what it can) ---------------------------------
-
-template <class W>
-void gemv_portable(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t j0, std::int64_t j1,
-                   float* y, std::int64_t ldy) {
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const W* row = w + j * k;
-    for (std::int64_t i = 0; i < m; ++i) {
-      const float* xi = x + i * k;
-      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      std::int64_t p = 0;
-      for (; p + 4 <= k; p += 4) {
-        s0 += xi[p] * to_float(row[p]);
-        s1 += xi[p + 1] * to_float(row[p + 1]);
-        s2 += xi[p + 2] * to_float(row[p + 2]);
-        s3 += xi[p + 3] * to_float(row[p + 3]);
-      }
-      for (; p < k; ++p) s0 += xi[p] * to_float(row[p]);
-      y[i * ldy + j] = (s0 + s1) + (s2 + s3);
-    }
-  }
-}
-
-#if LLAMA3_X86
-
-// ---- AVX2 + FMA -------------------------------------------------------------------------------------------------
-
-LLAMA3_TARGET_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-LLAMA3_TARGET_AVX2 inline __m256 load8(const bf16* p) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-LLAMA3_TARGET_AVX2 inline __m256 load8(const f16* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-LLAMA3_TARGET_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// m (1..4) rows of x against W rows [j0, j1): each W row is read once for all m. A row's arithmetic (two
-// accumulators, the same order of FMAs) does not depend on m, so a token's logits are bit-identical whether it is
-// decoded alone or verified beside draft tokens (prompt lookup), and greedy decoding with lookup is plain greedy.
-template <int M, class W>
-LLAMA3_TARGET_AVX2 void gemv_avx2(const float* x, std::int64_t k, const W* w, std::int64_t j0, std::int64_t j1,
-                                  float* y, std::int64_t ldy) {
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const W* row = w + j * k;
-    __m256 acc[M][2];
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    std::int64_t p = 0;
-    for (; p + 16 <= k; p += 16) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + p) + 1024, _MM_HINT_T0);
-      if constexpr (sizeof(W) == 4) _mm_prefetch(reinterpret_cast<const char*>(row + p) + 1024 + 32, _MM_HINT_T0);
-      const __m256 w0 = load8(row + p), w1 = load8(row + p + 8);
-      for (int i = 0; i < M; ++i) {
-        acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p), w0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i * k + p + 8), w1, acc[i][1]);
-      }
-    }
-    for (int i = 0; i < M; ++i) {
-      float s = hsum(_mm256_add_ps(acc[i][0], acc[i][1]));
-      for (std::int64_t q = p; q < k; ++q) s += x[i * k + q] * to_float(row[q]);
-      y[i * ldy + j] = s;
-    }
-  }
-}
-
-LLAMA3_TARGET_AVX2 inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
-                                           __m256& r6, __m256& r7) {
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-               s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-               s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-               s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
-// Packs W rows [j, j + 16) x columns [p0, p0 + kc) as float, k-major: panel[p][c] = W[j + c][p0 + p], converting
-// and transposing 8 x 8 blocks in registers. Rows at or past `n` are zero.
-template <class W>
-LLAMA3_TARGET_AVX2 void pack_panel(const W* w, std::int64_t k, std::int64_t n, std::int64_t j, std::int64_t p0,
-                                   std::int64_t kc, float* panel) {
-  const std::int64_t rows = std::min<std::int64_t>(16, n - j);
-  std::int64_t p = 0;
-  if (rows == 16) {
-    for (; p + 8 <= kc; p += 8) {
-      for (int g = 0; g < 2; ++g) {
-        const W* src = w + (j + 8 * g) * k + p0 + p;
-        __m256 r0 = load8(src), r1 = load8(src + k), r2 = load8(src + 2 * k), r3 = load8(src + 3 * k),
-               r4 = load8(src + 4 * k), r5 = load8(src + 5 * k), r6 = load8(src + 6 * k), r7 = load8(src + 7 * k);
-        transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
-        float* dst = panel + p * 16 + 8 * g;
-        _mm256_store_ps(dst, r0);
-        _mm256_store_ps(dst + 16, r1);
-        _mm256_store_ps(dst + 32, r2);
-        _mm256_store_ps(dst + 48, r3);
-        _mm256_store_ps(dst + 64, r4);
-        _mm256_store_ps(dst + 80, r5);
-        _mm256_store_ps(dst + 96, r6);
-        _mm256_store_ps(dst + 112, r7);
-      }
-    }
-  }
-  for (std::int64_t c = 0; c < 16; ++c) {  // the rest: a partial panel, or the last columns
-    const W* src = w + (j + c) * k + p0;
-    for (std::int64_t q = p; q < kc; ++q) panel[q * 16 + c] = c < rows ? to_float(src[q]) : 0.0f;
-  }
-}
-
-// y[i.., j..j+16) += x[i.., p0..p0+kc) * panel, for MR rows of x. The twelve accumulators are named variables:
-// kept in an array, GCC stores them back to the stack on every step.
-template <int MR>
-LLAMA3_TARGET_AVX2 void tile_avx2(const float* x, std::int64_t k, std::int64_t p0, std::int64_t kc, const float* panel,
-                                  float* y, std::int64_t ldy, std::int64_t cols) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  const float* x0 = x + p0;
-  const float* x1 = x0 + (MR > 1 ? k : 0);
-  const float* x2 = x0 + (MR > 2 ? 2 * k : 0);
-  const float* x3 = x0 + (MR > 3 ? 3 * k : 0);
-  const float* x4 = x0 + (MR > 4 ? 4 * k : 0);
-  const float* x5 = x0 + (MR > 5 ? 5 * k : 0);
-  for (std::int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(panel + p * 16), b1 = _mm256_load_ps(panel + p * 16 + 8);
-    __m256 a = _mm256_broadcast_ss(x0 + p);
-    c00 = _mm256_fmadd_ps(a, b0, c00);
-    c01 = _mm256_fmadd_ps(a, b1, c01);
-    if constexpr (MR > 1) {
-      a = _mm256_broadcast_ss(x1 + p);
-      c10 = _mm256_fmadd_ps(a, b0, c10);
-      c11 = _mm256_fmadd_ps(a, b1, c11);
-    }
-    if constexpr (MR > 2) {
-      a = _mm256_broadcast_ss(x2 + p);
-      c20 = _mm256_fmadd_ps(a, b0, c20);
-      c21 = _mm256_fmadd_ps(a, b1, c21);
-    }
-    if constexpr (MR > 3) {
-      a = _mm256_broadcast_ss(x3 + p);
-      c30 = _mm256_fmadd_ps(a, b0, c30);
-      c31 = _mm256_fmadd_ps(a, b1, c31);
-    }
-    if constexpr (MR > 4) {
-      a = _mm256_broadcast_ss(x4 + p);
-      c40 = _mm256_fmadd_ps(a, b0, c40);
-      c41 = _mm256_fmadd_ps(a, b1, c41);
-    }
-    if constexpr (MR > 5) {
-      a = _mm256_broadcast_ss(x5 + p);
-      c50 = _mm256_fmadd_ps(a, b0, c50);
-      c51 = _mm256_fmadd_ps(a, b1, c51);
-    }
-  }
-  // y row += (lo, hi). A macro, not a function: taking the accumulators' addresses makes GCC keep them in memory.
-#define LLAMA3_ADD_ROW(yr, lo, hi)                                          \
-  do {                                                                     \
-    if (cols == 16) {                                                      \
-      _mm256_storeu_ps(yr, _mm256_add_ps(_mm256_loadu_ps(yr), lo));        \
-      _mm256_storeu_ps(yr + 8, _mm256_add_ps(_mm256_loadu_ps(yr + 8), hi)); \
-    } else {                                                               \
-      alignas(32) float tmp[16];                                           \
-      _mm256_store_ps(tmp, lo);                                            \
-      _mm256_store_ps(tmp + 8, hi);                                        \
-      for (std::int64_t c = 0; c < cols; ++c) (yr)[c] += tmp[c];           \
-    }                                                                      \
-  } while (0)
-  LLAMA3_ADD_ROW(y, c00, c01);
-  if constexpr (MR > 1) LLAMA3_ADD_ROW(y + ldy, c10, c11);
-  if constexpr (MR > 2) LLAMA3_ADD_ROW(y + 2 * ldy, c20, c21);
-  if constexpr (MR > 3) LLAMA3_ADD_ROW(y + 3 * ldy, c30, c31);
-  if constexpr (MR > 4) LLAMA3_ADD_ROW(y + 4 * ldy, c40, c41);
-  if constexpr (MR > 5) LLAMA3_ADD_ROW(y + 5 * ldy, c50, c51);
-#undef LLAMA3_ADD_ROW
-}
-
-// y[0..m, 0..cols) += x[0..m, p0..p0+kc) * panel: 6-row tiles, then one tile for the rest.
-LLAMA3_TARGET_AVX2 inline void tiles_avx2(const float* x, std::int64_t m, std::int64_t k, std::int64_t p0,
-                                          std::int64_t kc, const float* panel, float* y, std::int64_t ldy,
-                                          std::int64_t cols) {
-  std::int64_t i = 0;
-  for (; i + 6 <= m; i += 6) tile_avx2<6>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols);
-  switch (m - i) {
-    case 5: tile_avx2<5>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
-    case 4: tile_avx2<4>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
-    case 3: tile_avx2<3>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
-    case 2: tile_avx2<2>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
-    case 1: tile_avx2<1>(x + i * k, k, p0, kc, panel, y + i * ldy, ldy, cols); break;
-    default: break;
-  }
-}
-
-// Columns [j0, j1) of y = x W^T for any m, k-blocked so that the x block stays in L2 and a panel in L1.
-template <class W>
-LLAMA3_TARGET_AVX2 void gemm_avx2(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t /*n*/,
-                                  std::int64_t j0, std::int64_t j1, float* y, std::int64_t ldy) {
-  constexpr std::int64_t kc_max = 256;
-  alignas(64) float panel[kc_max * 16];
-  for (std::int64_t i = 0; i < m; ++i) std::fill(y + i * ldy + j0, y + i * ldy + j1, 0.0f);
-  for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
-    const std::int64_t kc = std::min(kc_max, k - p0);
-    for (std::int64_t j = j0; j < j1; j += 16) {
-      const std::int64_t cols = std::min<std::int64_t>(16, j1 - j);
-      pack_panel(w, k, j1, j, p0, kc, panel);
-      tiles_avx2(x, m, k, p0, kc, panel, y + j, ldy, cols);
-    }
-  }
-}
-
-// ---- quantized weights: blocks become floats in registers (Q8_0, Q4_0) or in an L1 buffer (K-quants), then the
-// same FMAs as the float kernels. Activations stay float, so the result is f32 maths on the dequantized weights.
-
-// The 32 weights of a block as four vectors of 8, scaled.
-LLAMA3_TARGET_AVX2 inline void load_block(const BlockQ8_0& b, __m256 v[4]) {
-  const __m256 d = _mm256_set1_ps(static_cast<float>(b.d));
-  for (int g = 0; g < 4; ++g) {
-    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + 8 * g));
-    v[g] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-  }
-}
-LLAMA3_TARGET_AVX2 inline void load_block(const BlockQ4_0& b, __m256 v[4]) {
-  const __m256 d = _mm256_set1_ps(static_cast<float>(b.d));
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m128i mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-  const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, mask), eight);                     // weights 0..15
-  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight);  // weights 16..31
-  v[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)));
-  v[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))));
-  v[2] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)));
-  v[3] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))));
-}
-
-// m (1..4) rows of x against quantized W rows [j0, j1).
-template <int M, class Q>
-LLAMA3_TARGET_AVX2 void gemv_quant_avx2(const float* x, std::int64_t k, const Q* w, std::int64_t j0, std::int64_t j1,
-                                        float* y, std::int64_t ldy) {
-  constexpr int E = Q::elements;
-  const std::int64_t nb = k / E;
-  alignas(32) float buf[E];
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const Q* row = w + j * nb;
-    __m256 acc[M][2];
-    for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nb; ++b) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
-      if constexpr (E == 32) {
-        __m256 v[4];
-        load_block(row[b], v);
-        for (int i = 0; i < M; ++i) {
-          const float* xi = x + i * k + b * 32;
-          acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi), v[0], acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 8), v[1], acc[i][1]);
-          acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 16), v[2], acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + 24), v[3], acc[i][1]);
-        }
-      } else {
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 64, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 128, _MM_HINT_T0);
-        dequantize(row[b], buf);
-        for (int i = 0; i < M; ++i) {
-          const float* xi = x + i * k + b * E;
-          for (int q = 0; q < E; q += 16) {
-            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + q), _mm256_load_ps(buf + q), acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi + q + 8), _mm256_load_ps(buf + q + 8), acc[i][1]);
-          }
-        }
-      }
-    }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[i][0], acc[i][1]));
-  }
-}
-
-// Prefill: 16 rows x kc columns dequantized into a float scratch, then packed as float weights are.
-template <class Q>
-LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t j0,
-                                        std::int64_t j1, float* y, std::int64_t ldy) {
-  constexpr std::int64_t kc_max = 256;  // a multiple of every block size
-  alignas(64) float panel[kc_max * 16];
-  alignas(64) float rows[16 * kc_max];
-  const std::int64_t nb = k / Q::elements;
-  for (std::int64_t i = 0; i < m; ++i) std::fill(y + i * ldy + j0, y + i * ldy + j1, 0.0f);
-  for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
-    const std::int64_t kc = std::min(kc_max, k - p0);
-    for (std::int64_t j = j0; j < j1; j += 16) {
-      const std::int64_t cols = std::min<std::int64_t>(16, j1 - j);
-      for (std::int64_t c = 0; c < cols; ++c) {
-        dequantize_row(w + (j + c) * nb + p0 / Q::elements, kc, rows + c * kc);
-      }
-      pack_panel(static_cast<const float*>(rows), kc, cols, 0, 0, kc, panel);
-      tiles_avx2(x, m, k, p0, kc, panel, y + j, ldy, cols);
-    }
-  }
-}
 
 // m <= gemv_max_rows rows of x (k elements of X apart): for each few W rows, the x rows in groups of up to 4 (the
 // second group finds the W rows in cache). kernel(g, x rows, j0, j1, y rows) does g rows.
@@ -384,227 +31,73 @@ void gemv_rows(const X* x, std::int64_t m, std::int64_t k, std::int64_t j0, std:
   if (m <= 4) return kernel(static_cast<int>(m), x, j0, j1, y);
   for (std::int64_t j = j0; j < j1; j += 4) {
     const std::int64_t jn = std::min(j1, j + 4);
-    for (std::int64_t i = 0; i < m; i += 4) kernel(static_cast<int>(std::min<std::int64_t>(4, m - i)), x + i * k, j, jn, y + i * ldy);
+    for (std::int64_t i = 0; i < m; i += 4) {
+      kernel(static_cast<int>(std::min<std::int64_t>(4, m - i)), x + i * k, j, jn, y + i * ldy);
+    }
   }
 }
 
-#endif  // LLAMA3_X86
-
-// Quantized W without SIMD: each row dequantized once, then dot products.
-template <class Q>
-void gemv_quant_portable(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t j0, std::int64_t j1,
-                         float* y, std::int64_t ldy) {
-  std::vector<float> row(static_cast<std::size_t>(k));
-  for (std::int64_t j = j0; j < j1; ++j) {
-    dequantize_row(w + j * (k / Q::elements), k, row.data());
-    gemv_portable(x, m, k, row.data(), 0, 1, y + j, ldy);
+// Calls f(rows) with rows a std::integral_constant of 1..4: the gemv kernels' template argument.
+template <class F>
+void with_rows(int g, F&& f) {
+  switch (g) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    default: return f(std::integral_constant<int, 4>{});
   }
 }
 
-template <class W>
-void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
-                          std::int64_t j1, float* y, std::int64_t ldy);
+// Splits n columns into blocks for the pool: about four a thread, each a multiple of 32 (a packed panel).
+template <class F>
+void for_column_blocks(ThreadPool& pool, std::int64_t n, F&& f) {
+  const std::int64_t threads = pool.size();
+  std::int64_t block = std::max<std::int64_t>(32, (n + 4 * threads - 1) / (4 * threads));
+  block = (block + 31) / 32 * 32;
+  pool.run(static_cast<std::size_t>((n + block - 1) / block), [&](std::size_t b) {
+    const std::int64_t j0 = static_cast<std::int64_t>(b) * block;
+    f(j0, std::min(n, j0 + block));
+  });
+}
 
-// Columns [j0, j1) of y (m x n, leading dimension ldy) = x (m x k) W^T (W is n x k).
+// Columns [j0, j1) of y (m x n, leading dimension ldy) = x (m x k) W^T, in f32 maths.
 template <class W>
-void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
-                    std::int64_t j1, float* y, std::int64_t ldy) {
-  if constexpr (is_quantized<W>) {
+void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t j0, std::int64_t j1,
+                    float* y, std::int64_t ldy) {
 #if LLAMA3_X86
+  if constexpr (is_quantized<W>) {
     if (has_avx2()) {
       if (m > gemv_max_rows) return gemm_quant_avx2(x, m, k, w, j0, j1, y, ldy);
       return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
-        switch (g) {
-          case 1: return gemv_quant_avx2<1>(xg, k, w, a, b, yg, ldy);
-          case 2: return gemv_quant_avx2<2>(xg, k, w, a, b, yg, ldy);
-          case 3: return gemv_quant_avx2<3>(xg, k, w, a, b, yg, ldy);
-          default: return gemv_quant_avx2<4>(xg, k, w, a, b, yg, ldy);
-        }
+        with_rows(g, [&](auto rows) { gemv_quant_avx2<rows.value>(xg, k, w, a, b, yg, ldy); });
       });
     }
-#endif
-    (void)n;
-    return gemv_quant_portable(x, m, k, w, j0, j1, y, ldy);
   } else {
-    matmul_columns_float(x, m, k, w, n, j0, j1, y, ldy);
-  }
-}
-
-template <class W>
-void matmul_columns_float(const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, std::int64_t j0,
-                          std::int64_t j1, float* y, std::int64_t ldy) {
-#if LLAMA3_X86
-  if (has_avx2()) {
-    if (m > gemv_max_rows) return gemm_avx2(x, m, k, w, n, j0, j1, y, ldy);
-    return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
-      switch (g) {
-        case 1: return gemv_avx2<1>(xg, k, w, a, b, yg, ldy);
-        case 2: return gemv_avx2<2>(xg, k, w, a, b, yg, ldy);
-        case 3: return gemv_avx2<3>(xg, k, w, a, b, yg, ldy);
-        default: return gemv_avx2<4>(xg, k, w, a, b, yg, ldy);
-      }
-    });
+    if (has_avx512()) {
+      if (m > gemv_max_rows) return gemm_avx512(x, m, k, w, j0, j1, y, ldy);
+      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
+        with_rows(g, [&](auto rows) { gemv_avx512<rows.value>(xg, k, w, a, b, yg, ldy); });
+      });
+    }
+    if (has_avx2()) {
+      if (m > gemv_max_rows) return gemm_avx2(x, m, k, w, j1, j0, j1, y, ldy);
+      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
+        with_rows(g, [&](auto rows) { gemv_avx2<rows.value>(xg, k, w, a, b, yg, ldy); });
+      });
+    }
   }
 #endif
-  (void)n;
-  gemv_portable(x, m, k, w, j0, j1, y, ldy);
-}
-
-// ---- integer dot products for quantized weights (decode) ---------------------------------------------------------
-// As llama.cpp does: the few rows of x are quantized to int8 blocks of 32 with a float scale, and each weight block
-// meets them as int8 x int8 products summed exactly in int32 (vpmaddubsw/vpmaddwd), one float multiply per block.
-// Weights stream at their stored size with no conversion to float, which is what keeps Q4_0 and Q6_K at the memory
-// bandwidth. The cost is x's own rounding (its 8 bits per 32-block): the tests bound it against f32 maths.
-
-struct BlockQ8Act {
-  float d;
-  std::int8_t qs[32];
-  float sum;  // d * sum(qs): what Q4_0's offset of 8 takes away, per block
-};
-
-template <class W>
-inline constexpr bool has_int8_dot = std::is_same_v<W, BlockQ8_0> || std::is_same_v<W, BlockQ4_0> ||
-                                     std::is_same_v<W, BlockQ6_K>;
-
-// k floats (a multiple of 32) to k / 32 blocks: d = max |x| / 127, q = x / d rounded to nearest even.
-inline void quantize_activations(const float* x, std::int64_t k, BlockQ8Act* out) noexcept {
-  for (std::int64_t b = 0; b < k / 32; ++b, x += 32) {
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-    out[b].d = d;
-    int sum = 0;
-    for (int i = 0; i < 32; ++i) {
-      out[b].qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
-      sum += out[b].qs[i];
-    }
-    out[b].sum = d * static_cast<float>(sum);
-  }
-}
-
-// The scalar reference of the integer path: x quantized as above, times the dequantized weights.
-template <class Q>
-void matmul_reference_int8(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t n, float* y) {
-  std::vector<BlockQ8Act> xq(static_cast<std::size_t>(k / 32));
-  std::vector<float> row(static_cast<std::size_t>(k));
-  for (std::int64_t i = 0; i < m; ++i) {
-    quantize_activations(x + i * k, k, xq.data());
-    for (std::int64_t j = 0; j < n; ++j) {
-      dequantize_row(w + j * (k / Q::elements), k, row.data());
-      double s = 0;
-      for (std::int64_t p = 0; p < k; ++p) s += static_cast<double>(row[static_cast<std::size_t>(p)]) * xq[p / 32].d * xq[p / 32].qs[p % 32];
-      y[i * n + j] = static_cast<float>(s);
-    }
+  if constexpr (is_quantized<W>) {
+    gemv_quant_portable(x, m, k, w, j0, j1, y, ldy);
+  } else {
+    gemv_portable(x, m, k, w, j0, j1, y, ldy);
   }
 }
 
 #if LLAMA3_X86
 
-// 32 int8 weights times 32 int8 activations: eight int32 sums of four neighbours each, as floats (lanes 0-3 hold
-// elements 0-15, lanes 4-7 elements 16-31). |w| <= 127 and |x| <= 127 keep vpmaddubsw's int16 pairs exact.
-LLAMA3_TARGET_AVX2 inline __m256 dot_i8(__m256i w, __m256i x) {
-  const __m256i dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
-}
-
-LLAMA3_TARGET_AVX2 inline __m256i load_i8(const BlockQ8_0& b) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
-}
-// Q4_0's nibbles as they are (0..15; the weight is the nibble minus 8): element i is the low nibble of qs[i], element
-// 16 + i the high one.
-LLAMA3_TARGET_AVX2 inline __m256i load_u4(const BlockQ4_0& b) {
-  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-}
-
-// Unsigned 4-bit weights times int8 activations: vpmaddubsw takes them as they are.
-LLAMA3_TARGET_AVX2 inline __m256 dot_u4(__m256i w, __m256i x) {
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
-}
-
-LLAMA3_TARGET_AVX2 inline float half_to_float(f16 h) { return _cvtsh_ss(h.bits); }  // F16C: exact
-
-// One Q6_K block (256 weights) against 8 activation blocks, into acc: 4 chunks of 32 in each half of 128, every
-// chunk with two 16-weight scales.
-template <int M>
-LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const BlockQ8Act* const* xb, __m256* acc) {
-  alignas(32) float scale[16];
-  const float d = half_to_float(q.d);
-  for (int i = 0; i < 16; ++i) scale[i] = d * static_cast<float>(q.scales[i]);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-  for (int h = 0; h < 2; ++h) {
-    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h));
-    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.ql + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
-    const __m256i c[4] = {
-        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
-        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4))};
-    for (int ch = 0; ch < 4; ++ch) {
-      const float* sc = scale + 8 * h + 2 * ch;
-      const __m256 s = _mm256_set_m128(_mm_broadcast_ss(sc + 1), _mm_broadcast_ss(sc));
-      const __m256i wv = _mm256_sub_epi8(c[ch], off);
-      for (int i = 0; i < M; ++i) {
-        const BlockQ8Act& x = xb[i][h * 4 + ch];
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(x.d)), dot_i8(wv, xv), acc[i]);
-      }
-    }
-  }
-}
-
-// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1). Two accumulators a row (even and
-// odd blocks) so that the FMA latency does not pace the stream.
-template <int M, class Q>
-LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
-                                       std::int64_t j1, float* y, std::int64_t ldy) {
-  const std::int64_t nb = nbx * 32 / Q::elements;
-  constexpr std::int64_t blocks_a_line = (64 + sizeof(Q) - 1) / sizeof(Q);
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const Q* row = w + j * nb;
-    __m256 acc[2][M];
-    float offset[M] = {};
-    for (int i = 0; i < M; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nb; ++b) {
-      __m256* a = acc[b & 1];
-      if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-        for (int line = 0; line < 256; line += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
-        }
-        const BlockQ8Act* xb[M];
-        for (int i = 0; i < M; ++i) xb[i] = x + i * nbx + b * 8;
-        dot_q6_k<M>(row[b], xb, a);
-      } else {
-        // One prefetch a cache line or so (a block is 34 or 18 bytes).
-        if (b % blocks_a_line == 0) _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
-        const float dw = half_to_float(row[b].d);
-        if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
-          const __m256i wv = load_u4(row[b]);
-          for (int i = 0; i < M; ++i) {
-            const BlockQ8Act& xb = x[i * nbx + b];
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_u4(wv, xv), a[i]);
-            offset[i] += dw * xb.sum;
-          }
-        } else {
-          const __m256i wv = load_i8(row[b]);
-          for (int i = 0; i < M; ++i) {
-            const BlockQ8Act& xb = x[i * nbx + b];
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), a[i]);
-          }
-        }
-      }
-    }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[0][i], acc[1][i])) - 8.0f * offset[i];
-  }
-}
-
-// The integer path on the pool: x's rows quantized once, then columns split as matmul() does. False where it does
-// not apply (no AVX2, a GEMM's worth of rows, a type without it).
+// The integer path: x's rows quantized once, then columns split over the pool. False where it does not apply (no
+// AVX2, a GEMM's worth of rows, a type without it).
 template <class W>
 bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
                  float* y) {
@@ -615,20 +108,36 @@ bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t 
     xq.resize(static_cast<std::size_t>(m * nbx));
     for (std::int64_t i = 0; i < m; ++i) quantize_activations(x + i * k, k, xq.data() + i * nbx);
     const BlockQ8Act* xs = xq.data();
-    const std::int64_t threads = pool.size();
-    std::int64_t block = std::max<std::int64_t>(16, (n + 4 * threads - 1) / (4 * threads));
-    block = (block + 15) / 16 * 16;
-    pool.run(static_cast<std::size_t>((n + block - 1) / block), [&](std::size_t c) {
-      const std::int64_t j0 = static_cast<std::int64_t>(c) * block, j1 = std::min(n, j0 + block);
+    for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) {
+      const bool wide = has_avx512();
       gemv_rows(xs, m, nbx, j0, j1, y, n, [&](int g, const BlockQ8Act* xg, std::int64_t a, std::int64_t b, float* yg) {
-        switch (g) {
-          case 1: return gemv_int8_avx2<1>(xg, nbx, w, a, b, yg, n);
-          case 2: return gemv_int8_avx2<2>(xg, nbx, w, a, b, yg, n);
-          case 3: return gemv_int8_avx2<3>(xg, nbx, w, a, b, yg, n);
-          default: return gemv_int8_avx2<4>(xg, nbx, w, a, b, yg, n);
-        }
+        with_rows(g, [&](auto rows) {
+          if (wide) return gemv_int8_avx512<rows.value>(xg, nbx, w, a, b, yg, n);
+          gemv_int8_avx2<rows.value>(xg, nbx, w, a, b, yg, n);
+        });
       });
     });
+    return true;
+  } else {
+    (void)pool, (void)x, (void)m, (void)k, (void)w, (void)n, (void)y;
+    return false;
+  }
+}
+
+// The bf16 GEMM (MatmulPrecision::bf16): x rounded to bf16 once, then columns split over the pool. False where it
+// does not apply.
+template <class W>
+bool matmul_bf16(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
+                 float* y) {
+  if constexpr (std::is_same_v<W, bf16>) {
+    if (!has_avx512_bf16() || m <= gemv_max_rows || k % 2 != 0) return false;
+    thread_local std::vector<bf16> xb;
+    xb.resize(static_cast<std::size_t>(m * k));
+    bf16* xs = xb.data();
+    pool.run(static_cast<std::size_t>(m), [&](std::size_t i) {
+      round_to_bf16(x + static_cast<std::int64_t>(i) * k, k, xs + static_cast<std::int64_t>(i) * k);
+    });
+    for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) { gemm_bf16_avx512(xs, m, k, w, j0, j1, y, n); });
     return true;
   } else {
     (void)pool, (void)x, (void)m, (void)k, (void)w, (void)n, (void)y;
@@ -640,23 +149,19 @@ bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t 
 
 // y (m x n) = x (m x k) W^T, with W n x k in any stored type, on the pool.
 template <class W>
-void matmul(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, float* y) {
+void matmul(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n, float* y,
+            MatmulPrecision precision = MatmulPrecision::f32) {
 #if LLAMA3_X86
   if (matmul_int8(pool, x, m, k, w, n, y)) return;
+  if (precision == MatmulPrecision::bf16 && matmul_bf16(pool, x, m, k, w, n, y)) return;
 #endif
-  // Blocks of columns: enough of them to balance the threads, each a multiple of 16 (a packed panel).
-  const std::int64_t threads = pool.size();
-  std::int64_t block = std::max<std::int64_t>(16, (n + 4 * threads - 1) / (4 * threads));
-  block = (block + 15) / 16 * 16;
-  const std::int64_t blocks = (n + block - 1) / block;
-  pool.run(static_cast<std::size_t>(blocks), [&](std::size_t b) {
-    const std::int64_t j0 = static_cast<std::int64_t>(b) * block, j1 = std::min(n, j0 + block);
-    matmul_columns(x, m, k, w, n, j0, j1, y, n);
-  });
+  (void)precision;
+  for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) { matmul_columns(x, m, k, w, j0, j1, y, n); });
 }
 
-inline void matmul(ThreadPool& pool, const float* x, std::int64_t m, const AnyTensor<Cpu>& w, float* y) {
-  std::visit([&](const auto& t) { matmul(pool, x, m, t.dim(1), t.data(), t.dim(0), y); }, w);
+inline void matmul(ThreadPool& pool, const float* x, std::int64_t m, const AnyTensor<Cpu>& w, float* y,
+                   MatmulPrecision precision = MatmulPrecision::f32) {
+  std::visit([&](const auto& t) { matmul(pool, x, m, t.dim(1), t.data(), t.dim(0), y, precision); }, w);
 }
 
 }  // namespace llama3::cpu

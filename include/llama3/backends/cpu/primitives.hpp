@@ -38,8 +38,9 @@ struct primitives<Cpu> {
   }
 
   // y (rows x n) = x (rows x k) W^T.
-  static void matmul(Context& pool, const float* x, std::int64_t rows, const AnyTensor<Cpu>& w, float* y) {
-    cpu::matmul(pool, x, rows, w, y);
+  static void matmul(Context& pool, const float* x, std::int64_t rows, const AnyTensor<Cpu>& w, float* y,
+                     MatmulPrecision precision = MatmulPrecision::f32) {
+    cpu::matmul(pool, x, rows, w, y, precision);
   }
 
   static void add(Context&, float* x, const float* y, std::int64_t n) {
