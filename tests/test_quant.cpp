@@ -154,7 +154,7 @@ TEMPLATE_TEST_CASE("quantized matmul kernels equal the scalar reference on odd s
           cpu::matmul_reference(x.data(), m, k, w.data(), n, ref.data());
           double scale = 0;
           for (const float v : ref) scale = std::max(scale, std::fabs(double(v)));
-          if (cpu::has_avx2() && cpu::has_int8_dot<Q> && m <= cpu::gemv_max_rows) {
+          if (cpu::takes_int8_path<Q>(m, k)) {
             // Decode rows take the integer path: exact against its own reference (x rounded to int8 blocks)...
             std::vector<float> ref8(y.size());
             cpu::matmul_reference_int8(x.data(), m, k, w.data(), n, ref8.data());
@@ -230,8 +230,8 @@ TEST_CASE("a model quantized at load time computes f32 maths on its dequantized 
     }
     WARN(dtype_name(to) << ": max |logit - f32 on dequantized weights| = " << vs_dequantized
                         << ", max |logit - the fixture's exact logits| = " << vs_exact);
-    // These short prompts take the integer decode path, which rounds the activations to 8 bits a 32-block as
-    // llama.cpp does: about 1% of the logits' range here (the GEMM of a long prompt stays within 1e-5).
+    // The integer kernels round the activations to 8 bits a 32-block as llama.cpp does: about 1% of the logits'
+    // range here.
     CHECK(vs_dequantized < 0.1);
     CHECK(vs_dequantized < vs_exact);  // well below the quantization of the weights itself
     CHECK(vs_exact < (to == DType::q8_0 ? 0.2 : 3.0));  // the quantization error itself (logits here are ~ +-4)

@@ -5,7 +5,7 @@
 // the environment variable LLAMA3_ISA=portable|avx2|avx512|avx512_bf16, read once.
 //
 //   avx2         AVX2, FMA, F16C (Haswell, Zen 1 and later)
-//   avx512       + AVX-512 F/BW/DQ/VL and VNNI (Ice Lake, Zen 4 and later): 512-bit float kernels, vpdpbusd
+//   avx512       + AVX-512 F/BW/DQ/VL, VNNI and VBMI (Ice Lake, Zen 4 and later): 512-bit kernels, vpdpbusd, vpermb
 //   avx512_bf16  + AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later): vdpbf16ps
 #include <atomic>
 #include <cstdlib>
@@ -17,9 +17,9 @@
 #define LLAMA3_X86 1
 #define LLAMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LLAMA3_TARGET_AVX512 \
-  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi")))
 #define LLAMA3_TARGET_AVX512_BF16 \
-  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16")))
+  __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx512bf16")))
 #else
 #define LLAMA3_X86 0
 #define LLAMA3_TARGET_AVX2
@@ -61,7 +61,7 @@ inline Isa detected_isa() noexcept {
     }
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-          __builtin_cpu_supports("avx512vnni"))) {
+          __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi"))) {
       return Isa::avx2;
     }
     return __builtin_cpu_supports("avx512bf16") ? Isa::avx512_bf16 : Isa::avx512;

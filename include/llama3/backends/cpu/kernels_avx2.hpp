@@ -326,7 +326,8 @@ LLAMA3_TARGET_AVX2 inline float half_to_float(f16 h) { return _cvtsh_ss(h.bits);
 // One Q6_K block (256 weights) against 8 activation blocks, into acc: 4 chunks of 32 in each half of 128, every
 // chunk with two 16-weight scales.
 template <int M>
-LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const BlockQ8Act* const* xb, __m256* acc) {
+LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const Int8Rows& x, std::int64_t i0, std::int64_t b0,
+                                         __m256* acc) {
   alignas(32) float scale[16];
   const float d = half_to_float(q.d);
   for (int i = 0; i < 16; ++i) scale[i] = d * static_cast<float>(q.scales[i]);
@@ -347,9 +348,9 @@ LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const BlockQ8Act* co
       const __m256 s = _mm256_set_m128(_mm_broadcast_ss(sc + 1), _mm_broadcast_ss(sc));
       const __m256i wv = _mm256_sub_epi8(c[ch], off);
       for (int i = 0; i < M; ++i) {
-        const BlockQ8Act& x = xb[i][h * 4 + ch];
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(x.d)), dot_i8(wv, xv), acc[i]);
+        const std::int64_t b = b0 + h * 4 + ch;
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(s, _mm256_set1_ps(x.scale(i0 + i, b))), dot_i8(wv, xv), acc[i]);
       }
     }
   }
@@ -359,7 +360,8 @@ LLAMA3_TARGET_AVX2 inline void dot_q6_k(const BlockQ6_K& q, const BlockQ8Act* co
 // w = d sc q - dmin m, so sum w x = d sc sum q x - dmin m sum x, the first exact in integers, the second from the
 // activations' block sums (into offset, subtracted at the end).
 template <int M>
-LLAMA3_TARGET_AVX2 inline void dot_q4_k(const BlockQ4_K& q, const BlockQ8Act* const* xb, __m256* acc, float* offset) {
+LLAMA3_TARGET_AVX2 inline void dot_q4_k(const BlockQ4_K& q, const Int8Rows& x, std::int64_t i0, std::int64_t b0,
+                                         __m256* acc, float* offset) {
   const float d = half_to_float(q.d), dmin = half_to_float(q.dmin);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int c = 0; c < 4; ++c) {  // qs[32c .. 32c + 32): sub-block 2c in the low nibbles, 2c + 1 in the high ones
@@ -370,23 +372,22 @@ LLAMA3_TARGET_AVX2 inline void dot_q4_k(const BlockQ4_K& q, const BlockQ8Act* co
     quant_detail::scale_min_k4(2 * c + 1, q.scales, sc1, m1);
     const float ds0 = d * sc0, ds1 = d * sc1, dm0 = dmin * m0, dm1 = dmin * m1;
     for (int i = 0; i < M; ++i) {
-      const BlockQ8Act& x0 = xb[i][2 * c];
-      const BlockQ8Act& x1 = xb[i][2 * c + 1];
-      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x0.qs));
-      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x1.qs));
-      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ds0 * x0.d), dot_u4(lo, v0), acc[i]);
-      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ds1 * x1.d), dot_u4(hi, v1), acc[i]);
-      offset[i] += dm0 * x0.sum + dm1 * x1.sum;
+      const std::int64_t r = i0 + i, b = b0 + 2 * c;
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(r, b)));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(r, b + 1)));
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ds0 * x.scale(r, b)), dot_u4(lo, v0), acc[i]);
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(ds1 * x.scale(r, b + 1)), dot_u4(hi, v1), acc[i]);
+      offset[i] += dm0 * x.block_sum(r, b) + dm1 * x.block_sum(r, b + 1);
     }
   }
 }
 
-// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1). Two accumulators a row (even and
-// odd blocks) so that the FMA latency does not pace the stream.
+// Rows i0 .. i0 + M (M = 1..4) of x against W rows [j0, j1). Two accumulators a row (even and odd blocks) so that
+// the FMA latency does not pace the stream.
 template <int M, class Q>
-LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
+LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j0,
                                        std::int64_t j1, float* y, std::int64_t ldy) {
-  const std::int64_t nb = nbx * 32 / Q::elements;
+  const std::int64_t nb = x.k / Q::elements;
   constexpr std::int64_t blocks_a_line = (64 + sizeof(Q) - 1) / sizeof(Q);
   for (std::int64_t j = j0; j < j1; ++j) {
     const Q* row = w + j * nb;
@@ -399,12 +400,10 @@ LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, co
         for (int line = 0; line < 256; line += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
         }
-        const BlockQ8Act* xb[M];
-        for (int i = 0; i < M; ++i) xb[i] = x + i * nbx + b * 8;
         if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-          dot_q6_k<M>(row[b], xb, a);
+          dot_q6_k<M>(row[b], x, i0, b * 8, a);
         } else {
-          dot_q4_k<M>(row[b], xb, a, offset);
+          dot_q4_k<M>(row[b], x, i0, b * 8, a, offset);
         }
       } else {
         // One prefetch a cache line or so (a block is 34 or 18 bytes).
@@ -413,17 +412,15 @@ LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const BlockQ8Act* x, std::int64_t nbx, co
         if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
           const __m256i wv = load_u4(row[b]);
           for (int i = 0; i < M; ++i) {
-            const BlockQ8Act& xb = x[i * nbx + b];
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_u4(wv, xv), a[i]);
-            offset[i] += 8.0f * dw * xb.sum;
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
+            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_u4(wv, xv), a[i]);
+            offset[i] += 8.0f * dw * x.block_sum(i0 + i, b);
           }
         } else {
           const __m256i wv = load_i8(row[b]);
           for (int i = 0; i < M; ++i) {
-            const BlockQ8Act& xb = x[i * nbx + b];
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb.d), dot_i8(wv, xv), a[i]);
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
+            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_i8(wv, xv), a[i]);
           }
         }
       }

@@ -292,18 +292,45 @@ LLAMA3_TARGET_AVX512 inline __m512i load_2x32(const void* a, const void* b) {
                             _mm256_loadu_si256(static_cast<const __m256i*>(b)), 1);
 }
 
-// Two activation blocks' 64 int8 as one vector.
-LLAMA3_TARGET_AVX512 inline __m512i load_x2(const BlockQ8Act& a, const BlockQ8Act& b) { return load_2x32(a.qs, b.qs); }
+// Unsigned u times signed x, four neighbours summed a lane, from `start`: vpdpbusd. With start = -c times the sum
+// of each four x (Int8Rows::neg8, shifted), this is the exact sum of (u - c) x.
+LLAMA3_TARGET_AVX512 inline __m512i dot_u8(__m512i start, __m512i u, __m512i x) { return _mm512_dpbusd_epi32(start, u, x); }
+LLAMA3_TARGET_AVX512 inline __m512i dot_u8(__m512i u, __m512i x) { return dot_u8(_mm512_setzero_si512(), u, x); }
 
-// Signed w times signed x, four neighbours summed a lane: vpdpbusd multiplies unsigned by signed, so it gets |w| and
-// x with w's sign (|x| <= 127, so negating it does not overflow).
-LLAMA3_TARGET_AVX512 inline __m512i dot_s8(__m512i w, __m512i x) {
-  const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
-  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+// Rows of x rounded to int8 blocks: the scalar Int8Rows::assign's arithmetic (the same scale, the same rounding to
+// nearest even), 32 values at a time.
+// Row i of out (sized by Int8Rows::resize) from x's row i.
+LLAMA3_TARGET_AVX512 inline void quantize_row_avx512(const float* x, std::int64_t i, Int8Rows& out) {
+  const std::int64_t k = out.k;
+  const __m256i ones = _mm256_set1_epi8(1);
+  {
+    for (std::int64_t b = 0; b < out.nb; ++b) {
+      const float* xb = x + i * k + b * 32;
+      const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+      const float scale = amax / 127.0f, inverse = scale > 0 ? 1.0f / scale : 0.0f;
+      const __m512 inv = _mm512_set1_ps(inverse);
+      const __m128i qlo = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)));
+      const __m128i qhi = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv)));
+      const __m256i q = _mm256_set_m128i(qhi, qlo);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs.data() + i * k + b * 32), q);
+      const __m256i four = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);  // the sums of each 4 q
+      const std::size_t at = static_cast<std::size_t>(i * out.nb + b);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.neg8.data() + at * 8),
+                          _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(four, 3)));
+      const __m128i pairs = _mm_add_epi32(_mm256_castsi256_si128(four), _mm256_extracti128_si256(four, 1));
+      const __m128i two = _mm_add_epi32(pairs, _mm_unpackhi_epi64(pairs, pairs));
+      const int total = _mm_cvtsi128_si32(_mm_add_epi32(two, _mm_shuffle_epi32(two, 1)));
+      out.d[at] = scale;
+      out.sum[at] = scale * static_cast<float>(total);
+      _mm256_storeu_ps(out.d16.data() + (i * out.np + b / 2) * 16 + (b % 2) * 8, _mm256_set1_ps(scale));
+    }
+  }
 }
-// Unsigned w (0..63) times signed x.
-LLAMA3_TARGET_AVX512 inline __m512i dot_u8(__m512i w, __m512i x) {
-  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+
+LLAMA3_TARGET_AVX512 inline void quantize_rows_avx512(const float* x, std::int64_t m, std::int64_t k, Int8Rows& out) {
+  out.resize(m, k);
+  for (std::int64_t i = 0; i < m; ++i) quantize_row_avx512(x, i, out);
 }
 
 // a in lanes 0-7, b in lanes 8-15.
@@ -311,28 +338,62 @@ LLAMA3_TARGET_AVX512 inline __m512 halves(float a, float b) {
   return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
 }
 
-// Two Q8_0 or Q4_0 blocks' weights as 64 bytes in element order (Q4_0: the nibbles 0..15, the weight minus 8).
-LLAMA3_TARGET_AVX512 inline __m512i load_w2(const BlockQ8_0& a, const BlockQ8_0& b) { return load_2x32(a.qs, b.qs); }
-LLAMA3_TARGET_AVX512 inline __m512i load_w2(const BlockQ4_0& a, const BlockQ4_0& b) {
-  const __m256i t = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)),
-                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs)));
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(t, m4)),
-                                       _mm256_and_si256(_mm256_srli_epi16(t, 4), m4), 1);  // lo a, lo b, hi a, hi b
-  return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));                               // lo a, hi a, lo b, hi b
+// Two Q8_0 or Q4_0 blocks straight from memory: their 64 weights as unsigned bytes in element order (Q4_0: the
+// nibbles, the weight plus 8; Q8_0: the weight plus 128), and their scales as [d of the first x 8, d of the second
+// x 8]. vpermb and vpermw pick the bytes out of a 64-byte load (Q8_0: and 4 more), a shift by 4 in the second and
+// fourth 16 bytes takes Q4_0's high nibbles. `two`: there is a second block (otherwise it reads as zeros);
+// `over_read`: Q4_0's 36 bytes may be read as 64 (bytes follow the pair).
+// (Masked loads are kept out of the stream: here they miss the hardware prefetcher, 9-10 GB/s against 24 for plain
+// loads on one core.)
+struct Pair {
+  __m512i w;
+  __m512 d;
+};
+LLAMA3_TARGET_AVX512 inline Pair load_pair(const BlockQ4_0* b, bool two, bool over_read) {
+  const __m512i raw = two && over_read ? _mm512_loadu_si512(b)
+                                       : _mm512_maskz_loadu_epi8(two ? (__mmask64{1} << 36) - 1 : (__mmask64{1} << 18) - 1, b);
+  // Byte t of each 16: qs[t] of the first block (18 bytes apart, after the 2-byte scale), twice, then the second's.
+  const __m512i pick = _mm512_set_epi8(
+      35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24,
+      23, 22, 21, 20, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7,
+      6, 5, 4, 3, 2);
+  constexpr long long by4 = 0x0004000400040004;  // four 16-bit lanes shifted by 4
+  const __m512i nibbles = _mm512_srlv_epi16(_mm512_permutexvar_epi8(pick, raw),
+                                            _mm512_set_epi64(by4, by4, 0, 0, by4, by4, 0, 0));
+  const __m512i scales = _mm512_permutexvar_epi16(_mm512_set_epi16(9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9,
+                                                                   9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0),
+                                                  raw);
+  return {_mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F)), _mm512_cvtph_ps(_mm512_castsi512_si256(scales))};
+}
+LLAMA3_TARGET_AVX512 inline Pair load_pair(const BlockQ8_0* b, bool two, bool /*over_read: never needed*/) {
+  const __m512i lo = two ? _mm512_loadu_si512(b) : _mm512_maskz_loadu_epi8((__mmask64{1} << 34) - 1, b);
+  const __m512i hi = two ? _mm512_castsi128_si512(_mm_loadu_si32(reinterpret_cast<const char*>(b) + 64)) : _mm512_setzero_si512();
+  // Output byte t < 32: the first block's qs[t] (byte 2 + t); t >= 32: the second's (byte 36 + t - 32, past 63 in hi).
+  alignas(64) static constexpr std::uint8_t pick[64] = {
+      2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+      24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+      48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67};
+  // Flipping the sign bit makes each weight w unsigned, w + 128.
+  const __m512i w = _mm512_xor_si512(_mm512_permutex2var_epi8(lo, _mm512_load_si512(pick), hi), _mm512_set1_epi8(-128));
+  const __m512i scales = _mm512_permutexvar_epi16(_mm512_set_epi16(17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0,
+                                                                   0, 17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0,
+                                                                   0, 0),
+                                                  lo);
+  return {w, _mm512_cvtph_ps(_mm512_castsi512_si256(scales))};
 }
 
-// One Q6_K block against 8 activation blocks: both halves of 128 at once, chunk c of each (x blocks c and 4 + c) in
-// one vector; the 16 scales (each over 16 weights, four lanes) picked by a permute.
+// One Q6_K block against x's 8 blocks from b0: both halves of 128 at once, chunk c of each (x blocks c and 4 + c) in
+// one vector; the 16 scales (each over 16 weights, four lanes) picked by a permute; the offset of 32 in the start.
 template <int M>
-LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const BlockQ8Act* const* xb, __m512* acc) {
+LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const Int8Rows& x, std::int64_t i0,
+                                                 std::int64_t b0, __m512* acc) {
   const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(q.d.bits)),
                                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                                          reinterpret_cast<const __m128i*>(q.scales)))));
   const __m512i ql0 = load_2x32(q.ql, q.ql + 64), ql1 = load_2x32(q.ql + 32, q.ql + 96);
   const __m512i qh = _mm512_loadu_si512(q.qh);
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3), off = _mm512_set1_epi8(32);
-  const __m512i c[4] = {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+  const __m512i c[4] = {  // the 6-bit values 0..63; the weight is the value minus 32
       _mm512_or_si512(_mm512_and_si512(ql0, m4), _mm512_slli_epi16(_mm512_and_si512(qh, m2), 4)),
       _mm512_or_si512(_mm512_and_si512(ql1, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 2), m2), 4)),
       _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), m4),
@@ -345,21 +406,20 @@ LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const Block
                                            8 + 2 * ch, 8 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch,
                                            2 * ch, 2 * ch, 2 * ch, 2 * ch);
     const __m512 s = _mm512_permutexvar_ps(index, scale);
-    const __m512i wv = _mm512_sub_epi8(c[ch], off);
     for (int i = 0; i < M; ++i) {
-      const BlockQ8Act& x0 = xb[i][ch];
-      const BlockQ8Act& x1 = xb[i][4 + ch];
-      const __m512 dot = _mm512_cvtepi32_ps(dot_s8(wv, load_x2(x0, x1)));
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(s, halves(x0.d, x1.d)), dot, acc[i]);
+      const std::int64_t r = i0 + i, b = b0 + ch;
+      const __m512i start = _mm512_slli_epi32(load_2x32(x.offset8(r, b), x.offset8(r, b + 4)), 2);  // -32 sum x
+      const __m512 dot = _mm512_cvtepi32_ps(dot_u8(start, c[ch], load_2x32(x.q(r, b), x.q(r, b + 4))));
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(s, halves(x.scale(r, b), x.scale(r, b + 4))), dot, acc[i]);
     }
   }
 }
 
-// One Q4_K block against 8 activation blocks (see dot_q4_k): 64 bytes of nibbles hold sub-blocks 4c, 4c + 1 (low,
+// One Q4_K block against x's 8 blocks from b0 (see dot_q4_k): 64 bytes of nibbles hold sub-blocks 4c, 4c + 1 (low,
 // high nibbles of the first 32 bytes) and 4c + 2, 4c + 3.
 template <int M>
-LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const BlockQ8Act* const* xb, __m512* acc,
-                                                  float* offset) {
+LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const Int8Rows& x, std::int64_t i0,
+                                                 std::int64_t b0, __m512* acc, float* offset) {
   const float d = _cvtsh_ss(q.d.bits), dmin = _cvtsh_ss(q.dmin.bits);
   float ds[8], dm[8];
   for (int s = 0; s < 8; ++s) {
@@ -371,81 +431,154 @@ LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const Block
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int c = 0; c < 2; ++c) {
     const __m512i raw = _mm512_loadu_si512(q.qs + 64 * c);
-    const __m512i lo = _mm512_and_si512(raw, m4);                          // sub-blocks 4c, 4c + 2
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);    // sub-blocks 4c + 1, 4c + 3
+    const __m512i lo = _mm512_and_si512(raw, m4);                        // sub-blocks 4c, 4c + 2
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);  // sub-blocks 4c + 1, 4c + 3
     const int s = 4 * c;
     for (int i = 0; i < M; ++i) {
-      const BlockQ8Act* x = xb[i];
-      const __m512 dlo = _mm512_cvtepi32_ps(dot_u8(lo, load_x2(x[s], x[s + 2])));
-      const __m512 dhi = _mm512_cvtepi32_ps(dot_u8(hi, load_x2(x[s + 1], x[s + 3])));
-      acc[i] = _mm512_fmadd_ps(halves(ds[s] * x[s].d, ds[s + 2] * x[s + 2].d), dlo, acc[i]);
-      acc[i] = _mm512_fmadd_ps(halves(ds[s + 1] * x[s + 1].d, ds[s + 3] * x[s + 3].d), dhi, acc[i]);
-      offset[i] += dm[s] * x[s].sum + dm[s + 1] * x[s + 1].sum + dm[s + 2] * x[s + 2].sum + dm[s + 3] * x[s + 3].sum;
+      const std::int64_t r = i0 + i, b = b0 + s;
+      const __m512 dlo = _mm512_cvtepi32_ps(dot_u8(lo, load_2x32(x.q(r, b), x.q(r, b + 2))));
+      const __m512 dhi = _mm512_cvtepi32_ps(dot_u8(hi, load_2x32(x.q(r, b + 1), x.q(r, b + 3))));
+      acc[i] = _mm512_fmadd_ps(halves(ds[s] * x.scale(r, b), ds[s + 2] * x.scale(r, b + 2)), dlo, acc[i]);
+      acc[i] = _mm512_fmadd_ps(halves(ds[s + 1] * x.scale(r, b + 1), ds[s + 3] * x.scale(r, b + 3)), dhi, acc[i]);
+      offset[i] += dm[s] * x.block_sum(r, b) + dm[s + 1] * x.block_sum(r, b + 1) + dm[s + 2] * x.block_sum(r, b + 2) +
+                   dm[s + 3] * x.block_sum(r, b + 3);
     }
   }
 }
 
-// m (1..4) quantized rows of x (blocks of 32, nbx a row) against W rows [j0, j1). A row's arithmetic does not depend
-// on m (prompt lookup stays exact). Two accumulators a row, alternating steps.
+// Rows i0 .. i0 + M (M = 1..4) of x against R rows of Q8_0 or Q4_0 W from row j: the R weight streams are read side
+// by side (more loads in flight, and x's loads shared). Two accumulators a pair of rows, for even and odd steps, in
+// arrays indexed by constants only (indexed by the step's parity they went to the stack, and the store-to-load latency
+// paced the loop). A row's arithmetic depends neither on M nor on R: prompt lookup stays exact.
+// (Alternate false: one accumulator a pair of rows, for tiles with enough of them to hide the FMA latency.)
+template <int M, int R, class Q, bool Alternate = true>
+LLAMA3_TARGET_AVX512 void gemv_pairs_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j,
+                                            std::int64_t n_rows, float* y, std::int64_t ldy) {
+  const std::int64_t nb = x.k / Q::elements, np = (nb + 1) / 2;
+  const Q* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = w + (j + r) * nb;
+  // The weights' offsets (Q4_0: 8, Q8_0 made unsigned: 128) start each vpdpbusd.
+  const std::int8_t* xq[M];
+  const float* xd[M];
+  const std::int32_t* xo[M];
+  for (int i = 0; i < M; ++i) {
+    xq[i] = x.q(i0 + i, 0);
+    xd[i] = x.scale16(i0 + i, 0);
+    xo[i] = x.offset8(i0 + i, 0);
+  }
+  __m512 even[M][R], odd[M][R];
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) even[i][r] = odd[i][r] = _mm512_setzero_ps();
+  }
+  const bool last_rows = j + R >= n_rows;
+  const auto pair = [&](std::int64_t p, __m512 (*acc)[R]) LLAMA3_TARGET_AVX512 {
+    Pair wp[R];
+    for (int r = 0; r < R; ++r) {
+      // Only the last pair of W's last row reads no more than its own bytes.
+      wp[r] = load_pair(rows[r] + 2 * p, 2 * p + 1 < nb, 2 * p + 2 < nb || !last_rows || r + 1 < R);
+    }
+    for (int i = 0; i < M; ++i) {
+      const __m512i xv = _mm512_loadu_si512(xq[i] + 64 * p);
+      const __m512 dx = _mm512_loadu_ps(xd[i] + 16 * p);
+      __m512i start = _mm512_loadu_si512(xo[i] + 16 * p);  // -8 sum x, four at a time
+      if constexpr (std::is_same_v<Q, BlockQ8_0>) start = _mm512_slli_epi32(start, 4);  // -128 sum x
+      for (int r = 0; r < R; ++r) {
+        acc[i][r] = _mm512_fmadd_ps(_mm512_mul_ps(wp[r].d, dx), _mm512_cvtepi32_ps(dot_u8(start, wp[r].w, xv)), acc[i][r]);
+      }
+    }
+  };
+  std::int64_t p = 0;
+  if constexpr (Alternate) {
+    for (; p + 2 <= np; p += 2) {
+      pair(p, even);
+      pair(p + 1, odd);
+    }
+  }
+  for (; p < np; ++p) pair(p, even);
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) {
+      y[i * ldy + j + r] = _mm512_reduce_add_ps(Alternate ? _mm512_add_ps(even[i][r], odd[i][r]) : even[i][r]);
+    }
+  }
+}
+
+// Prefill with Q8_0 or Q4_0 W: y[0..m, j0..j1) from x's int8 rows, in tiles of 4 x rows by 4 W rows (16
+// accumulators; each W row is read once for 4 x rows, each x pair once for 4 W rows). The arithmetic of the decode
+// kernels: x rounded to int8, exact integer sums.
+template <class Q>
+LLAMA3_TARGET_AVX512 void gemm_int8_avx512(const Int8Rows& x, const Q* w, std::int64_t j0, std::int64_t j1,
+                                           std::int64_t n_rows, float* y, std::int64_t ldy) {
+  const auto rows_of = [&](auto r, std::int64_t j) LLAMA3_TARGET_AVX512 {
+    std::int64_t i = 0;
+    for (; i + 4 <= x.rows; i += 4) gemv_pairs_avx512<4, r.value, Q, false>(x, i, w, j, n_rows, y + i * ldy, ldy);
+    switch (x.rows - i) {
+      case 3: return gemv_pairs_avx512<3, r.value, Q, false>(x, i, w, j, n_rows, y + i * ldy, ldy);
+      case 2: return gemv_pairs_avx512<2, r.value, Q, false>(x, i, w, j, n_rows, y + i * ldy, ldy);
+      case 1: return gemv_pairs_avx512<1, r.value, Q, false>(x, i, w, j, n_rows, y + i * ldy, ldy);
+      default: return;
+    }
+  };
+  std::int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) rows_of(std::integral_constant<int, 4>{}, j);
+  for (; j < j1; ++j) rows_of(std::integral_constant<int, 1>{}, j);
+}
+
+// Prefill with K-quant W (f32 maths on the dequantized weights): 32 W rows x kc columns dequantized into a float
+// scratch, then packed and multiplied as float weights are.
+template <class Q>
+LLAMA3_TARGET_AVX512 void gemm_dequantized_avx512(const float* x, std::int64_t m, std::int64_t k, const Q* w,
+                                                  std::int64_t j0, std::int64_t j1, float* y, std::int64_t ldy) {
+  constexpr std::int64_t kc_max = 256;  // a multiple of every block size
+  alignas(64) float panel[kc_max * nr_avx512];
+  alignas(64) float rows[nr_avx512 * kc_max];
+  const std::int64_t nb = k / Q::elements;
+  for (std::int64_t i = 0; i < m; ++i) std::fill(y + i * ldy + j0, y + i * ldy + j1, 0.0f);
+  for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - p0);
+    for (std::int64_t j = j0; j < j1; j += nr_avx512) {
+      const std::int64_t cols = std::min(nr_avx512, j1 - j);
+      for (std::int64_t c = 0; c < cols; ++c) dequantize_row(w + (j + c) * nb + p0 / Q::elements, kc, rows + c * kc);
+      pack_panel_avx512(static_cast<const float*>(rows), kc, cols, 0, 0, kc, panel);
+      tiles_avx512<TileF32>(x + p0, m, k, kc, panel, y + j, ldy, cols);
+    }
+  }
+}
+
+// Rows i0 .. i0 + M (M = 1..4) of x against W rows [j0, j1) of W's n_rows. A row's arithmetic does not depend on M
+// (prompt lookup stays exact).
 template <int M, class Q>
-LLAMA3_TARGET_AVX512 void gemv_int8_avx512(const BlockQ8Act* x, std::int64_t nbx, const Q* w, std::int64_t j0,
-                                           std::int64_t j1, float* y, std::int64_t ldy) {
-  const std::int64_t nb = nbx * 32 / Q::elements;
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const Q* row = w + j * nb;
-    __m512 acc[2][M];
-    float offset[M] = {};
-    for (int i = 0; i < M; ++i) acc[0][i] = acc[1][i] = _mm512_setzero_ps();
-    if constexpr (Q::elements == 256) {
-      for (std::int64_t b = 0; b < nb; ++b) {
+LLAMA3_TARGET_AVX512 void gemv_int8_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j0,
+                                           std::int64_t j1, std::int64_t n_rows, float* y, std::int64_t ldy) {
+  const std::int64_t nb = x.k / Q::elements;
+  if constexpr (Q::elements == 32) {
+    constexpr int R = M == 1 ? 4 : M == 2 ? 2 : 1;  // at most 8 accumulators
+    std::int64_t j = j0;
+    for (; j + R <= j1; j += R) gemv_pairs_avx512<M, R>(x, i0, w, j, n_rows, y, ldy);
+    for (; j < j1; ++j) gemv_pairs_avx512<M, 1>(x, i0, w, j, n_rows, y, ldy);
+  } else {
+    for (std::int64_t j = j0; j < j1; ++j) {
+      const Q* row = w + j * nb;
+      __m512 even[M], odd[M];
+      float offset[M] = {};
+      for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm512_setzero_ps();
+      const auto block = [&](std::int64_t b, __m512* acc) LLAMA3_TARGET_AVX512 {
         for (int line = 0; line < static_cast<int>(sizeof(Q)); line += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
         }
-        const BlockQ8Act* xb[M];
-        for (int i = 0; i < M; ++i) xb[i] = x + i * nbx + b * 8;
         if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-          dot_q6_k_avx512<M>(row[b], xb, acc[b & 1]);
+          dot_q6_k_avx512<M>(row[b], x, i0, b * 8, acc);
         } else {
-          dot_q4_k_avx512<M>(row[b], xb, acc[b & 1], offset);
+          dot_q4_k_avx512<M>(row[b], x, i0, b * 8, acc, offset);
         }
-      }
-    } else {
+      };
       std::int64_t b = 0;
       for (; b + 2 <= nb; b += 2) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
-        if constexpr (sizeof(Q) * 2 > 64) _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + 64, _MM_HINT_T0);
-        const __m512i wv = load_w2(row[b], row[b + 1]);
-        const float d0 = _cvtsh_ss(row[b].d.bits), d1 = _cvtsh_ss(row[b + 1].d.bits);
-        __m512* a = acc[(b >> 1) & 1];
-        for (int i = 0; i < M; ++i) {
-          const BlockQ8Act& x0 = x[i * nbx + b];
-          const BlockQ8Act& x1 = x[i * nbx + b + 1];
-          const __m512i xv = load_x2(x0, x1);
-          if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
-            a[i] = _mm512_fmadd_ps(halves(d0 * x0.d, d1 * x1.d), _mm512_cvtepi32_ps(dot_u8(wv, xv)), a[i]);
-            offset[i] += 8.0f * (d0 * x0.sum + d1 * x1.sum);
-          } else {
-            a[i] = _mm512_fmadd_ps(halves(d0 * x0.d, d1 * x1.d), _mm512_cvtepi32_ps(dot_s8(wv, xv)), a[i]);
-          }
-        }
+        block(b, even);
+        block(b + 1, odd);
       }
-      if (b < nb) {  // an odd block out: the same arithmetic on a half vector
-        const float d0 = _cvtsh_ss(row[b].d.bits);
-        const __m512i wv = load_w2(row[b], row[b]);
-        for (int i = 0; i < M; ++i) {
-          const BlockQ8Act& x0 = x[i * nbx + b];
-          const __m512i xv = load_x2(x0, x0);
-          const __m512 s = _mm512_maskz_mov_ps(0x00FF, _mm512_set1_ps(d0 * x0.d));
-          if constexpr (std::is_same_v<Q, BlockQ4_0>) {
-            acc[0][i] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_u8(wv, xv)), acc[0][i]);
-            offset[i] += 8.0f * (d0 * x0.sum);
-          } else {
-            acc[0][i] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_s8(wv, xv)), acc[0][i]);
-          }
-        }
-      }
+      if (b < nb) block(b, even);
+      for (int i = 0; i < M; ++i) y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i])) - offset[i];
     }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][i], acc[1][i])) - offset[i];
   }
 }
 

@@ -23,28 +23,22 @@
 
 namespace llama3::cpu {
 
-// m <= gemv_max_rows rows of x (k elements of X apart): for each few W rows, the x rows in groups of up to 4 (the
-// second group finds the W rows in cache). kernel(g, x rows, j0, j1, y rows) does g rows.
-template <class X, class Kernel>
-void gemv_rows(const X* x, std::int64_t m, std::int64_t k, std::int64_t j0, std::int64_t j1, float* y,
-               std::int64_t ldy, Kernel&& kernel) {
-  if (m <= 4) return kernel(static_cast<int>(m), x, j0, j1, y);
-  for (std::int64_t j = j0; j < j1; j += 4) {
-    const std::int64_t jn = std::min(j1, j + 4);
-    for (std::int64_t i = 0; i < m; i += 4) {
-      kernel(static_cast<int>(std::min<std::int64_t>(4, m - i)), x + i * k, j, jn, y + i * ldy);
+// m <= gemv_max_rows rows of x against W rows [j0, j1): for each few W rows, the x rows in groups of up to 4 (the
+// second group finds the W rows in cache). kernel(rows, i0, j0, j1) does x rows i0 .. i0 + rows, with rows a
+// std::integral_constant of 1..4 (the gemv kernels' template argument).
+template <class Kernel>
+void gemv_rows(std::int64_t m, std::int64_t j0, std::int64_t j1, Kernel&& kernel) {
+  const auto group = [&](std::int64_t g, std::int64_t i0, std::int64_t a, std::int64_t b) {
+    switch (g) {
+      case 1: return kernel(std::integral_constant<int, 1>{}, i0, a, b);
+      case 2: return kernel(std::integral_constant<int, 2>{}, i0, a, b);
+      case 3: return kernel(std::integral_constant<int, 3>{}, i0, a, b);
+      default: return kernel(std::integral_constant<int, 4>{}, i0, a, b);
     }
-  }
-}
-
-// Calls f(rows) with rows a std::integral_constant of 1..4: the gemv kernels' template argument.
-template <class F>
-void with_rows(int g, F&& f) {
-  switch (g) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    default: return f(std::integral_constant<int, 4>{});
+  };
+  if (m <= 4) return group(m, 0, j0, j1);
+  for (std::int64_t j = j0; j < j1; j += 4) {
+    for (std::int64_t i = 0; i < m; i += 4) group(std::min<std::int64_t>(4, m - i), i, j, std::min(j1, j + 4));
   }
 }
 
@@ -66,23 +60,24 @@ void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, 
                     float* y, std::int64_t ldy) {
 #if LLAMA3_X86
   if constexpr (is_quantized<W>) {
+    if (has_avx512() && m > gemv_max_rows) return gemm_dequantized_avx512(x, m, k, w, j0, j1, y, ldy);
     if (has_avx2()) {
       if (m > gemv_max_rows) return gemm_quant_avx2(x, m, k, w, j0, j1, y, ldy);
-      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
-        with_rows(g, [&](auto rows) { gemv_quant_avx2<rows.value>(xg, k, w, a, b, yg, ldy); });
+      return gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
+        gemv_quant_avx2<rows.value>(x + i * k, k, w, a, b, y + i * ldy, ldy);
       });
     }
   } else {
     if (has_avx512()) {
       if (m > gemv_max_rows) return gemm_avx512(x, m, k, w, j0, j1, y, ldy);
-      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
-        with_rows(g, [&](auto rows) { gemv_avx512<rows.value>(xg, k, w, a, b, yg, ldy); });
+      return gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
+        gemv_avx512<rows.value>(x + i * k, k, w, a, b, y + i * ldy, ldy);
       });
     }
     if (has_avx2()) {
       if (m > gemv_max_rows) return gemm_avx2(x, m, k, w, j1, j0, j1, y, ldy);
-      return gemv_rows(x, m, k, j0, j1, y, ldy, [&](int g, const float* xg, std::int64_t a, std::int64_t b, float* yg) {
-        with_rows(g, [&](auto rows) { gemv_avx2<rows.value>(xg, k, w, a, b, yg, ldy); });
+      return gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
+        gemv_avx2<rows.value>(x + i * k, k, w, a, b, y + i * ldy, ldy);
       });
     }
   }
@@ -94,27 +89,48 @@ void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, 
   }
 }
 
+// Whether m rows of x against quantized W take the integer kernels (x rounded to int8 blocks): decoding with AVX2
+// or AVX-512, and prefill of Q8_0 and Q4_0 with AVX-512. The rest is f32 maths on the dequantized weights.
+template <class W>
+bool takes_int8_path(std::int64_t m, std::int64_t k) noexcept {
+  if constexpr (has_int8_dot<W>) {
+    if (k % 32 != 0 || !has_avx2()) return false;
+    if (m <= gemv_max_rows) return true;
+    return has_avx512() && W::elements == 32;
+  } else {
+    (void)m, (void)k;
+    return false;
+  }
+}
+
 #if LLAMA3_X86
 
-// The integer path: x's rows quantized once, then columns split over the pool. False where it does not apply (no
-// AVX2, a GEMM's worth of rows, a type without it).
+// The integer path: x's rows quantized once, then columns split over the pool. False where it does not apply.
 template <class W>
 bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
                  float* y) {
   if constexpr (has_int8_dot<W>) {
-    if (!has_avx2() || m > gemv_max_rows || k % 32 != 0) return false;
-    thread_local std::vector<BlockQ8Act> xq;
-    const std::int64_t nbx = k / 32;
-    xq.resize(static_cast<std::size_t>(m * nbx));
-    for (std::int64_t i = 0; i < m; ++i) quantize_activations(x + i * k, k, xq.data() + i * nbx);
-    const BlockQ8Act* xs = xq.data();
+    if (!takes_int8_path<W>(m, k)) return false;
+    thread_local Int8Rows buffer;  // the caller's: the pool's threads read it through `xq`, not their own
+    const bool wide = has_avx512();
+    if (wide) {
+      buffer.resize(m, k);
+      Int8Rows& out = buffer;
+      pool.run(static_cast<std::size_t>(m), [&](std::size_t i) { quantize_row_avx512(x, static_cast<std::int64_t>(i), out); });
+    } else {
+      buffer.assign(x, m, k);
+    }
+    const Int8Rows& xq = buffer;
+    if constexpr (W::elements == 32) {
+      if (m > gemv_max_rows) {
+        for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) { gemm_int8_avx512(xq, w, j0, j1, n, y, n); });
+        return true;
+      }
+    }
     for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) {
-      const bool wide = has_avx512();
-      gemv_rows(xs, m, nbx, j0, j1, y, n, [&](int g, const BlockQ8Act* xg, std::int64_t a, std::int64_t b, float* yg) {
-        with_rows(g, [&](auto rows) {
-          if (wide) return gemv_int8_avx512<rows.value>(xg, nbx, w, a, b, yg, n);
-          gemv_int8_avx2<rows.value>(xg, nbx, w, a, b, yg, n);
-        });
+      gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
+        if (wide) return gemv_int8_avx512<rows.value>(xq, i, w, a, b, n, y + i * n, n);
+        gemv_int8_avx2<rows.value>(xq, i, w, a, b, y + i * n, n);
       });
     });
     return true;

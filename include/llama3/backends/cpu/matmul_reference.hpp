@@ -83,47 +83,93 @@ void gemv_quant_portable(const float* x, std::int64_t m, std::int64_t k, const Q
 
 // ---- integer dot products for quantized weights (decode) ---------------------------------------------------------
 // As llama.cpp does: the few rows of x are quantized to int8 blocks of 32 with a float scale, and each weight block
-// meets them as int8 x int8 products summed exactly in int32 (vpmaddubsw/vpmaddwd), one float multiply per block.
+// meets them as int8 x int8 products summed exactly in int32 (vpmaddubsw/vpmaddwd, vpdpbusd), one float multiply per
+// block.
 // Weights stream at their stored size with no conversion to float, which is what keeps Q4_0 and Q6_K at the memory
 // bandwidth. The cost is x's own rounding (its 8 bits per 32-block): the tests bound it against f32 maths.
-
-struct BlockQ8Act {
-  float d;
-  std::int8_t qs[32];
-  float sum;  // d * sum(qs): for the offsets of Q4_0 (8) and Q4_K (its mins), per block
-};
 
 // Every quantized type has integer kernels (on AVX2 and AVX-512).
 template <class W>
 inline constexpr bool has_int8_dot = is_quantized<W>;
 
-// k floats (a multiple of 32) to k / 32 blocks: d = max |x| / 127, q = x / d rounded to nearest even.
-inline void quantize_activations(const float* x, std::int64_t k, BlockQ8Act* out) noexcept {
-  for (std::int64_t b = 0; b < k / 32; ++b, x += 32) {
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-    out[b].d = d;
-    int sum = 0;
-    for (int i = 0; i < 32; ++i) {
-      out[b].qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
-      sum += out[b].qs[i];
-    }
-    out[b].sum = d * static_cast<float>(sum);
-  }
-}
+// Rows of x rounded to int8 blocks of 32: d = max |x| / 127 and q = x / d rounded to nearest even, a block, and
+// sum = d * sum(q) (what the mins of Q4_K multiply). Kept as arrays, so that two blocks' q are one 64-byte load. The
+// AVX-512 kernels also read each pair of blocks' d spread over 8 lanes each (d16: [block 2p x 8, block 2p + 1 x 8])
+// and, for each 4 q, -8 times their sum (neg8): the int32 start of a vpdpbusd of unsigned weights u with w = u - 8
+// (Q4_0), or, shifted, u - 32 (Q6_K) and u - 128 (Q8_0 with its sign bit flipped), so that the offset costs nothing
+// in the loop. Every array is padded by a pair of zero blocks, so a kernel may read a pair whose second block is past
+// the row's end.
+struct Int8Rows {
+  std::int64_t rows = 0, k = 0, nb = 0, np = 0;  // nb blocks a row, np = ceil(nb / 2) pairs
+  std::vector<std::int8_t> qs;                   // rows x k (+ 64)
+  std::vector<float> d, sum;                     // rows x nb (+ 2)
+  std::vector<float> d16;                        // rows x np x 16
+  std::vector<std::int32_t> neg8;                // rows x nb x 8 (+ 16)
 
-// The scalar reference of the integer path: x quantized as above, times the dequantized weights.
+  // Room for m rows of `cols` (a multiple of 32), zeroed.
+  void resize(std::int64_t m, std::int64_t cols) {
+    rows = m;
+    k = cols;
+    nb = k / 32;
+    np = (nb + 1) / 2;
+    qs.assign(static_cast<std::size_t>(rows * k + 64), 0);
+    d.assign(static_cast<std::size_t>(rows * nb + 2), 0.0f);
+    sum.assign(d.size(), 0.0f);
+    d16.assign(static_cast<std::size_t>(rows * np * 16), 0.0f);
+    neg8.assign(static_cast<std::size_t>((rows * nb + 2) * 8), 0);
+  }
+
+  // Block b of row i from its 32 values, given its scale d (max |x| / 127) and q (written by the caller).
+  void finish_block(std::int64_t i, std::int64_t b, float scale) noexcept {
+    const std::int8_t* q = qs.data() + i * k + b * 32;
+    int total = 0;
+    for (int g = 0; g < 8; ++g) {
+      const int four = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
+      neg8[static_cast<std::size_t>((i * nb + b) * 8 + g)] = -8 * four;
+      total += four;
+    }
+    const std::size_t at = static_cast<std::size_t>(i * nb + b);
+    d[at] = scale;
+    sum[at] = scale * static_cast<float>(total);
+    std::fill_n(d16.begin() + static_cast<std::ptrdiff_t>((i * np + b / 2) * 16 + (b % 2) * 8), 8, scale);
+  }
+
+  // x: m x cols floats, cols a multiple of 32 (the scalar reference of the rounding; kernels may do it with SIMD).
+  void assign(const float* x, std::int64_t m, std::int64_t cols) {
+    resize(m, cols);
+    for (std::int64_t i = 0; i < rows; ++i) {
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const float* xb = x + i * k + b * 32;
+        float amax = 0;
+        for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(xb[e]));
+        const float scale = amax / 127.0f, inverse = scale > 0 ? 1.0f / scale : 0.0f;
+        std::int8_t* q = qs.data() + i * k + b * 32;
+        for (int e = 0; e < 32; ++e) q[e] = static_cast<std::int8_t>(std::nearbyint(xb[e] * inverse));
+        finish_block(i, b, scale);
+      }
+    }
+  }
+
+  const std::int8_t* q(std::int64_t i, std::int64_t b) const noexcept { return qs.data() + i * k + b * 32; }
+  float scale(std::int64_t i, std::int64_t b) const noexcept { return d[static_cast<std::size_t>(i * nb + b)]; }
+  float block_sum(std::int64_t i, std::int64_t b) const noexcept { return sum[static_cast<std::size_t>(i * nb + b)]; }
+  const float* scale16(std::int64_t i, std::int64_t pair) const noexcept { return d16.data() + (i * np + pair) * 16; }
+  const std::int32_t* offset8(std::int64_t i, std::int64_t b) const noexcept { return neg8.data() + (i * nb + b) * 8; }
+};
+
+// The scalar reference of the integer path: x rounded as above, times the dequantized weights.
 template <class Q>
 void matmul_reference_int8(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t n, float* y) {
-  std::vector<BlockQ8Act> xq(static_cast<std::size_t>(k / 32));
+  Int8Rows xq;
+  xq.assign(x, m, k);
   std::vector<float> row(static_cast<std::size_t>(k));
-  for (std::int64_t i = 0; i < m; ++i) {
-    quantize_activations(x + i * k, k, xq.data());
-    for (std::int64_t j = 0; j < n; ++j) {
-      dequantize_row(w + j * (k / Q::elements), k, row.data());
+  for (std::int64_t j = 0; j < n; ++j) {
+    dequantize_row(w + j * (k / Q::elements), k, row.data());
+    for (std::int64_t i = 0; i < m; ++i) {
       double s = 0;
-      for (std::int64_t p = 0; p < k; ++p) s += static_cast<double>(row[static_cast<std::size_t>(p)]) * xq[p / 32].d * xq[p / 32].qs[p % 32];
+      for (std::int64_t p = 0; p < k; ++p) {
+        s += static_cast<double>(row[static_cast<std::size_t>(p)]) * xq.scale(i, p / 32) * xq.q(i, 0)[p];
+      }
       y[i * n + j] = static_cast<float>(s);
     }
   }
