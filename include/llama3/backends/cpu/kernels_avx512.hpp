@@ -58,9 +58,7 @@ LLAMA3_TARGET_AVX512 void gemv_avx512(const float* x, std::int64_t k, const W* w
     for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     std::int64_t p = 0;
     for (; p + 32 <= k; p += 32) {
-      const char* ahead = reinterpret_cast<const char*>(row + p) + 1024;
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      if constexpr (sizeof(W) == 4) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+
       const __m512 w0 = load16(row + p), w1 = load16(row + p + 16);
       for (int i = 0; i < M; ++i) {
         acc[i][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * k + p), w0, acc[i][0]);
