@@ -152,6 +152,7 @@ template <int G, class T>
 LLAMA3_TARGET_AVX512 void weigh_values_avx512(const float* scores, int n_ctx, const T* v0, std::int64_t stride, int col,
                                               float* out, int head_dim) {
   __m512 acc[G][4];
+  #pragma GCC unroll 16
   for (int r = 0; r < G; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
   for (int t = 0; t < n_ctx; ++t) {
     const T* v = v0 + static_cast<std::int64_t>(t) * stride + col;
@@ -160,6 +161,7 @@ LLAMA3_TARGET_AVX512 void weigh_values_avx512(const float* scores, int n_ctx, co
       for (int line = 0; line < 64 * static_cast<int>(sizeof(T)); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
     }
     const __m512 v_0 = load16(v), v_1 = load16(v + 16), v_2 = load16(v + 32), v_3 = load16(v + 48);
+    #pragma GCC unroll 16
     for (int r = 0; r < G; ++r) {
       const __m512 p = _mm512_set1_ps(scores[static_cast<std::int64_t>(r) * n_ctx + t]);
       acc[r][0] = _mm512_fmadd_ps(p, v_0, acc[r][0]);
@@ -168,7 +170,9 @@ LLAMA3_TARGET_AVX512 void weigh_values_avx512(const float* scores, int n_ctx, co
       acc[r][3] = _mm512_fmadd_ps(p, v_3, acc[r][3]);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < G; ++r) {
+    #pragma GCC unroll 16
     for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + static_cast<std::int64_t>(r) * head_dim + col + 16 * c, acc[r][c]);
   }
 }
@@ -188,6 +192,7 @@ LLAMA3_TARGET_AVX512 void attend_group_avx512(const float* q, KvView<T> keys, Kv
     const float* qg = q + static_cast<std::int64_t>(r0) * head_dim;
     int t = 0;
     for (; t + 16 <= n_ctx; t += 16) {
+      #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j) {
         const T* kj = k0 + static_cast<std::int64_t>(t + j) * keys.stride;
         if (t + j + 32 < n_ctx) {  // two blocks of keys ahead
@@ -195,6 +200,7 @@ LLAMA3_TARGET_AVX512 void attend_group_avx512(const float* q, KvView<T> keys, Kv
           for (int line = 0; line < head_dim * static_cast<int>(sizeof(T)); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
         }
         __m512 kv[CH];
+        #pragma GCC unroll 16
         for (int c = 0; c < CH; ++c) kv[c] = load16(kj + 16 * c);
         for (int r = 0; r < g; ++r) {
           const float* qr = qg + static_cast<std::int64_t>(r) * head_dim;

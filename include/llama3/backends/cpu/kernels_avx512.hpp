@@ -55,11 +55,13 @@ LLAMA3_TARGET_AVX512 void gemv_avx512(const float* x, std::int64_t k, const W* w
   for (std::int64_t j = j0; j < j1; ++j) {
     const W* row = w + j * k;
     __m512 acc[M][2];
+    #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     std::int64_t p = 0;
     for (; p + 32 <= k; p += 32) {
 
       const __m512 w0 = load16(row + p), w1 = load16(row + p + 16);
+#pragma GCC unroll 4
       for (int i = 0; i < M; ++i) {
         acc[i][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * k + p), w0, acc[i][0]);
         acc[i][1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i * k + p + 16), w1, acc[i][1]);
@@ -69,8 +71,10 @@ LLAMA3_TARGET_AVX512 void gemv_avx512(const float* x, std::int64_t k, const W* w
       const std::int64_t left = k - p;
       const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
       const __m512 w0 = load16(row + p, mask);
+      #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) acc[i][0] = _mm512_fmadd_ps(load16(x + i * k + p, mask), w0, acc[i][0]);
     }
+    #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));
   }
 }
@@ -90,6 +94,7 @@ LLAMA3_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
     u[4 * b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
     u[4 * b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
   }
+  #pragma GCC unroll 8
   for (int c = 0; c < 4; ++c) {
     const __m512 w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
     const __m512 w2 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE), w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
@@ -383,8 +388,9 @@ LLAMA3_TARGET_AVX512 inline Pair load_pair(const BlockQ8_0* b, bool two, bool /*
 // One Q6_K block against x's 8 blocks from b0: both halves of 128 at once, chunk c of each (x blocks c and 4 + c) in
 // one vector; the 16 scales (each over 16 weights, four lanes) picked by a permute; the offset of 32 in the start.
 template <int M>
-LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const Int8Rows& x, std::int64_t i0,
-                                                 std::int64_t b0, __m512* acc) {
+LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void dot_q6_k_avx512(const BlockQ6_K& q, const Int8Rows& x,
+                                                                               std::int64_t i0, std::int64_t b0,
+                                                                               __m512 (&acc)[M]) {
   const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(q.d.bits)),
                                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                                          reinterpret_cast<const __m128i*>(q.scales)))));
@@ -398,12 +404,14 @@ LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const Int8R
                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 4), m2), 4)),
       _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), m4),
                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 6), m2), 4))};
+  #pragma GCC unroll 8
   for (int ch = 0; ch < 4; ++ch) {
     // Lanes 0-3: scale 2ch, 4-7: 2ch + 1 (half 0); 8-11: 8 + 2ch, 12-15: 9 + 2ch (half 1).
     const __m512i index = _mm512_set_epi32(9 + 2 * ch, 9 + 2 * ch, 9 + 2 * ch, 9 + 2 * ch, 8 + 2 * ch, 8 + 2 * ch,
                                            8 + 2 * ch, 8 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch, 1 + 2 * ch,
                                            2 * ch, 2 * ch, 2 * ch, 2 * ch);
     const __m512 s = _mm512_permutexvar_ps(index, scale);
+    #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const std::int64_t r = i0 + i, b = b0 + ch;
       const __m512i start = _mm512_slli_epi32(load_2x32(x.offset8(r, b), x.offset8(r, b + 4)), 2);  // -32 sum x
@@ -416,8 +424,9 @@ LLAMA3_TARGET_AVX512 inline void dot_q6_k_avx512(const BlockQ6_K& q, const Int8R
 // One Q4_K block against x's 8 blocks from b0 (see dot_q4_k): 64 bytes of nibbles hold sub-blocks 4c, 4c + 1 (low,
 // high nibbles of the first 32 bytes) and 4c + 2, 4c + 3.
 template <int M>
-LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const Int8Rows& x, std::int64_t i0,
-                                                 std::int64_t b0, __m512* acc, float* offset) {
+LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void dot_q4_k_avx512(const BlockQ4_K& q, const Int8Rows& x,
+                                                                               std::int64_t i0, std::int64_t b0,
+                                                                               __m512 (&acc)[M], float (&offset)[M]) {
   const float d = _cvtsh_ss(q.d.bits), dmin = _cvtsh_ss(q.dmin.bits);
   float ds[8], dm[8];
   for (int s = 0; s < 8; ++s) {
@@ -432,6 +441,7 @@ LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const Int8R
     const __m512i lo = _mm512_and_si512(raw, m4);                        // sub-blocks 4c, 4c + 2
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);  // sub-blocks 4c + 1, 4c + 3
     const int s = 4 * c;
+    #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const std::int64_t r = i0 + i, b = b0 + s;
       const __m512 dlo = _mm512_cvtepi32_ps(dot_u8(lo, load_2x32(x.q(r, b), x.q(r, b + 2))));
@@ -445,55 +455,71 @@ LLAMA3_TARGET_AVX512 inline void dot_q4_k_avx512(const BlockQ4_K& q, const Int8R
 }
 
 // Rows i0 .. i0 + M (M = 1..4) of x against R rows of Q8_0 or Q4_0 W from row j: the R weight streams are read side
-// by side (more loads in flight, and x's loads shared). Two accumulators a pair of rows, for even and odd steps, in
-// arrays indexed by constants only (indexed by the step's parity they went to the stack, and the store-to-load latency
-// paced the loop). A row's arithmetic depends neither on M nor on R: prompt lookup stays exact.
+// by side (more loads in flight, and x's loads shared). The accumulators are in arrays indexed by constants only
+// (indexed at run time they went to the stack, and the store-to-load latency paced the loop). A row's arithmetic
+// depends neither on M nor on R: prompt lookup stays exact.
 // (Alternate false: one accumulator a pair of rows, for tiles with enough of them to hide the FMA latency.)
+// One pair of blocks of each of the R weight rows against the M x rows, into acc. Always inlined, with its loops
+// unrolled, so that acc stays in registers at -O2 too (called through a lambda, GCC kept it in memory).
+template <int M, int R, class Q>
+LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void pair_step(
+    const Q* const (&rows)[R], std::int64_t p, std::int64_t nb, bool last_rows, const std::int8_t* const (&xq)[M],
+    const float* const (&xd)[M], const std::int32_t* const (&xo)[M], __m512 (&acc)[M][R]) {
+  Pair wp[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    // A 64-byte load of a Q4_0 pair reads 28 bytes past it: safe where two more blocks follow in the row, or another
+    // row (of two blocks or more: with one, there is no pair) follows; near the end of W's last row, masked.
+    wp[r] = load_pair(rows[r] + 2 * p, 2 * p + 1 < nb, 2 * p + 4 <= nb || !last_rows || r + 1 < R);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) {
+    const __m512i xv = _mm512_loadu_si512(xq[i] + 64 * p);
+    const __m512 dx = _mm512_loadu_ps(xd[i] + 16 * p);
+    __m512i start = _mm512_loadu_si512(xo[i] + 16 * p);  // -8 sum x, four at a time
+    if constexpr (std::is_same_v<Q, BlockQ8_0>) start = _mm512_slli_epi32(start, 4);  // -128 sum x
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      acc[i][r] = _mm512_fmadd_ps(_mm512_mul_ps(wp[r].d, dx), _mm512_cvtepi32_ps(dot_u8(start, wp[r].w, xv)), acc[i][r]);
+    }
+  }
+}
+
 template <int M, int R, class Q, bool Alternate = true>
 LLAMA3_TARGET_AVX512 void gemv_pairs_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j,
                                             std::int64_t n_rows, float* y, std::int64_t ldy) {
   const std::int64_t nb = x.k / Q::elements, np = (nb + 1) / 2;
   const Q* rows[R];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) rows[r] = w + (j + r) * nb;
   // The weights' offsets (Q4_0: 8, Q8_0 made unsigned: 128) start each vpdpbusd.
   const std::int8_t* xq[M];
   const float* xd[M];
   const std::int32_t* xo[M];
+  #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
     xq[i] = x.q(i0 + i, 0);
     xd[i] = x.scale16(i0 + i, 0);
     xo[i] = x.offset8(i0 + i, 0);
   }
   __m512 even[M][R], odd[M][R];
+  #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) even[i][r] = odd[i][r] = _mm512_setzero_ps();
   }
   const bool last_rows = j + R >= n_rows;
-  const auto pair = [&](std::int64_t p, __m512 (*acc)[R]) LLAMA3_TARGET_AVX512 {
-    Pair wp[R];
-    for (int r = 0; r < R; ++r) {
-      // Only the last pair of W's last row reads no more than its own bytes.
-      wp[r] = load_pair(rows[r] + 2 * p, 2 * p + 1 < nb, 2 * p + 2 < nb || !last_rows || r + 1 < R);
-    }
-    for (int i = 0; i < M; ++i) {
-      const __m512i xv = _mm512_loadu_si512(xq[i] + 64 * p);
-      const __m512 dx = _mm512_loadu_ps(xd[i] + 16 * p);
-      __m512i start = _mm512_loadu_si512(xo[i] + 16 * p);  // -8 sum x, four at a time
-      if constexpr (std::is_same_v<Q, BlockQ8_0>) start = _mm512_slli_epi32(start, 4);  // -128 sum x
-      for (int r = 0; r < R; ++r) {
-        acc[i][r] = _mm512_fmadd_ps(_mm512_mul_ps(wp[r].d, dx), _mm512_cvtepi32_ps(dot_u8(start, wp[r].w, xv)), acc[i][r]);
-      }
-    }
-  };
   std::int64_t p = 0;
   if constexpr (Alternate) {
     for (; p + 2 <= np; p += 2) {
-      pair(p, even);
-      pair(p + 1, odd);
+      pair_step<M, R>(rows, p, nb, last_rows, xq, xd, xo, even);
+      pair_step<M, R>(rows, p + 1, nb, last_rows, xq, xd, xo, odd);
     }
   }
-  for (; p < np; ++p) pair(p, even);
+  for (; p < np; ++p) pair_step<M, R>(rows, p, nb, last_rows, xq, xd, xo, even);
+  #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       y[i * ldy + j + r] = _mm512_reduce_add_ps(Alternate ? _mm512_add_ps(even[i][r], odd[i][r]) : even[i][r]);
     }
@@ -549,32 +575,38 @@ LLAMA3_TARGET_AVX512 void gemv_int8_avx512(const Int8Rows& x, std::int64_t i0, c
                                            std::int64_t j1, std::int64_t n_rows, float* y, std::int64_t ldy) {
   const std::int64_t nb = x.k / Q::elements;
   if constexpr (Q::elements == 32) {
-    constexpr int R = M == 1 ? 4 : M == 2 ? 2 : 1;  // at most 8 accumulators
+    // One accumulator a pair of rows, whatever M (a row's sums in the same order whatever M): 8 weight streams
+    // for one x row, 4 for more (4 x 4 accumulators at most).
+    constexpr int R = 4;
     std::int64_t j = j0;
-    for (; j + R <= j1; j += R) gemv_pairs_avx512<M, R>(x, i0, w, j, n_rows, y, ldy);
-    for (; j < j1; ++j) gemv_pairs_avx512<M, 1>(x, i0, w, j, n_rows, y, ldy);
+    for (; j + R <= j1; j += R) gemv_pairs_avx512<M, R, Q, false>(x, i0, w, j, n_rows, y, ldy);
+    for (; j < j1; ++j) gemv_pairs_avx512<M, 1, Q, false>(x, i0, w, j, n_rows, y, ldy);
   } else {
     for (std::int64_t j = j0; j < j1; ++j) {
       const Q* row = w + j * nb;
       __m512 even[M], odd[M];
       float offset[M] = {};
+      #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm512_setzero_ps();
-      const auto block = [&](std::int64_t b, __m512* acc) LLAMA3_TARGET_AVX512 {
+      for (std::int64_t b = 0; b < nb; ++b) {
         for (int line = 0; line < static_cast<int>(sizeof(Q)); line += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
         }
         if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-          dot_q6_k_avx512<M>(row[b], x, i0, b * 8, acc);
+          if (b & 1) {
+            dot_q6_k_avx512<M>(row[b], x, i0, b * 8, odd);
+          } else {
+            dot_q6_k_avx512<M>(row[b], x, i0, b * 8, even);
+          }
         } else {
-          dot_q4_k_avx512<M>(row[b], x, i0, b * 8, acc, offset);
+          if (b & 1) {
+            dot_q4_k_avx512<M>(row[b], x, i0, b * 8, odd, offset);
+          } else {
+            dot_q4_k_avx512<M>(row[b], x, i0, b * 8, even, offset);
+          }
         }
-      };
-      std::int64_t b = 0;
-      for (; b + 2 <= nb; b += 2) {
-        block(b, even);
-        block(b + 1, odd);
       }
-      if (b < nb) block(b, even);
+      #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i])) - offset[i];
     }
   }
