@@ -508,6 +508,12 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void pair_step(
     // row (of two blocks or more: with one, there is no pair) follows; near the end of W's last row, masked.
     wp[r] = load_pair(rows[r] + 2 * p, 2 * p + 1 < nb, 2 * p + 4 <= nb || !last_rows || r + 1 < R);
   }
+  if constexpr (M == 1 && std::is_same_v<Q, BlockQ4_0>) {
+    // Decoding Q4_0 (one W stream, 36 bytes a step) waited on memory with the hardware prefetcher alone: a line
+    // 1 KB ahead each step took 1-thread decode from 17.6-21.1 to 22.1-24.8 tok/s (Q8_0's two lines a step did not
+    // pay).
+    _mm_prefetch(reinterpret_cast<const char*>(rows[0] + 2 * p) + 1024, _MM_HINT_T0);
+  }
 #pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
     const __m512i xv = _mm512_loadu_si512(xq[i] + 64 * p);
