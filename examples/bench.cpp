@@ -28,6 +28,7 @@
 #include "llama3/core/json.hpp"
 #include "llama3/generation/lookup.hpp"
 #include "llama3/io/checkpoint.hpp"
+#include "llama3/model/pack.hpp"
 #include "llama3/model/quantize.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "llama3/model/transformer.hpp"
@@ -220,6 +221,9 @@ int main(int argc, char** argv) {
                  "this CPU has)")->check(CLI::IsMember({"portable", "avx2", "avx512", "avx512_bf16"}));
   app.add_option("--matmul-precision", precision, "prefill with bf16 weights: f32 maths, or bf16 inputs (vdpbf16ps, as "
                  "llama.cpp)")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  bool no_pack = false;
+  app.add_flag("--no-pack", no_pack, "keep Q4_0 weights in the file's layout (by default they are regrouped for the AVX-512 "
+                                     "kernels: LoadOptions::pack)");
   bool no_mmap = false;
   app.add_flag("--no-mmap", no_mmap, "read the weights into memory instead of mapping the file; with --compare-llamacpp, "
                "llama-bench gets -mmp 0 too");
@@ -288,6 +292,7 @@ int main(int argc, char** argv) {
       if (dtype == "q8_0" || dtype == "q4_0") {  // from the bf16 weights, as llama-quantize would
         llama3::quantize_weights(c.weights, c.params, llama3::parse_quantization(dtype));
       }
+      if (!no_pack) llama3::pack_weights(c.weights, c.params);
       c.params.kv_cache = kv_cache == "bf16" ? llama3::DType::bf16 : llama3::DType::f32;
       shape = "random " + synthetic;
     } else {
@@ -296,6 +301,7 @@ int main(int argc, char** argv) {
       if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);
       options.kv_cache = kv_cache == "bf16" ? llama3::DType::bf16 : llama3::DType::f32;
       options.mmap = !no_mmap;
+      options.pack = !no_pack;
       const bool tty = isatty(STDERR_FILENO) != 0;
       options.progress = [tty](const llama3::LoadProgress& p) {
         if (tty || p.done == p.total) {  // a log file gets each stage once

@@ -99,14 +99,14 @@ TEMPLATE_TEST_CASE("the portable kernel equals the reference too", "[matmul]", f
 
 // Prompt lookup verifies draft tokens in one pass and must give each token the logits it gets when decoded alone.
 TEMPLATE_TEST_CASE("up to gemv_max_rows rows, each row's result is bit-identical to that row alone", "[matmul][lookup]",
-                   float, bf16, f16, BlockQ8_0, BlockQ4_0, BlockQ4_K, BlockQ6_K) {
+                   float, bf16, f16, BlockQ8_0, BlockQ4_0, BlockQ4_K, BlockQ6_K, BlockQ4_0x32) {
   for (const cpu::Isa isa : cpu::available_isas()) {
   const cpu::ScopedIsa kernels(isa);
   INFO(cpu::isa_name(isa) << " kernels");
   ThreadPool pool(2);
   std::mt19937 rng(9);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  const std::int64_t k = 512, n = 37;
+  const std::int64_t k = std::is_same_v<TestType, BlockQ4_0x32> ? 2048 : 512, n = 37;
   std::vector<float> wf(static_cast<std::size_t>(n * k));
   for (auto& v : wf) v = dist(rng);
   std::vector<TestType> w;
@@ -114,6 +114,10 @@ TEMPLATE_TEST_CASE("up to gemv_max_rows rows, each row's result is bit-identical
     if constexpr (std::is_same_v<TestType, BlockQ8_0> || std::is_same_v<TestType, BlockQ4_0>) {
       w.resize(static_cast<std::size_t>(n * k / TestType::elements));
       quantize_row(wf.data(), static_cast<std::int64_t>(wf.size()), w.data());
+    } else if constexpr (std::is_same_v<TestType, BlockQ4_0x32>) {
+      std::vector<BlockQ4_0> q4(static_cast<std::size_t>(n * k / 32));
+      quantize_row(wf.data(), static_cast<std::int64_t>(wf.size()), q4.data());
+      for (std::size_t i = 0; i < q4.size() / 32; ++i) w.push_back(pack_q4_0x32(q4.data() + 32 * i));
     } else {  // random blocks: every bit pattern is a valid K-quant block (the scale a small f16)
       w.resize(static_cast<std::size_t>(n * k / TestType::elements));
       auto* bytes = reinterpret_cast<unsigned char*>(w.data());

@@ -10,9 +10,14 @@
 #include "llama3/backends/cpu/matmul.hpp"
 #include "llama3/core/quant.hpp"
 #include "llama3/io/checkpoint.hpp"
+#include "llama3/model/pack.hpp"
 #include "llama3/model/quantize.hpp"
+#include "llama3/model/synthetic.hpp"
 #include "llama3/model/transformer.hpp"
+#include "support/checkpoint_writer.hpp"
+#include "support/gguf_model.hpp"
 #include "support/model_fixtures.hpp"
+#include "support/small_model.hpp"
 
 using namespace llama3;
 
@@ -22,21 +27,27 @@ namespace {
 template <class Q>
 std::vector<Q> random_blocks(std::size_t n, std::mt19937& rng) {
   std::vector<Q> out(n);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::normal_distribution<float> scale(0.0f, 0.05f);
-  for (auto& b : out) {
-    auto* p = reinterpret_cast<unsigned char*>(&b);
-    for (std::size_t i = 0; i < sizeof(Q); ++i) p[i] = static_cast<unsigned char>(byte(rng));
-    if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-      b.d = f16(scale(rng) * 0.02f);
-    } else if constexpr (std::is_same_v<Q, BlockQ4_K>) {
-      b.d = f16(scale(rng) * 0.1f);
-      b.dmin = f16(scale(rng) * 0.1f);
-    } else {
-      b.d = f16(scale(rng));
+  if constexpr (std::is_same_v<Q, BlockQ4_0x32>) {  // random Q4_0 blocks, regrouped
+    const std::vector<BlockQ4_0> q4 = random_blocks<BlockQ4_0>(32 * n, rng);
+    for (std::size_t i = 0; i < n; ++i) out[i] = pack_q4_0x32(q4.data() + 32 * i);
+    return out;
+  } else {
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::normal_distribution<float> scale(0.0f, 0.05f);
+    for (auto& b : out) {
+      auto* p = reinterpret_cast<unsigned char*>(&b);
+      for (std::size_t i = 0; i < sizeof(Q); ++i) p[i] = static_cast<unsigned char>(byte(rng));
+      if constexpr (std::is_same_v<Q, BlockQ6_K>) {
+        b.d = f16(scale(rng) * 0.02f);
+      } else if constexpr (std::is_same_v<Q, BlockQ4_K>) {
+        b.d = f16(scale(rng) * 0.1f);
+        b.dmin = f16(scale(rng) * 0.1f);
+      } else {
+        b.d = f16(scale(rng));
+      }
     }
+    return out;
   }
-  return out;
 }
 
 }  // namespace
@@ -134,7 +145,7 @@ TEST_CASE("Q4_K and Q6_K dequantize GGUF's bit layout", "[quant]") {
 }
 
 TEMPLATE_TEST_CASE("quantized matmul kernels equal the scalar reference on odd sizes", "[quant][matmul]", BlockQ8_0,
-                   BlockQ4_0, BlockQ4_K, BlockQ6_K) {
+                   BlockQ4_0, BlockQ4_K, BlockQ6_K, BlockQ4_0x32) {
   using Q = TestType;
   for (const cpu::Isa isa : cpu::available_isas()) {
   const cpu::ScopedIsa kernels(isa);
@@ -240,4 +251,113 @@ TEST_CASE("a model quantized at load time computes f32 maths on its dequantized 
   LoadOptions bad;
   bad.quantize = DType::q4_k;
   CHECK_THROWS_WITH(load_checkpoint(f.dir / "meta", bad), Catch::Contains("Q8_0 and Q4_0"));
+}
+
+TEST_CASE("Q4_0x32 holds Q4_0's blocks exactly, regrouped", "[quant]") {
+  std::mt19937 rng(12);
+  const std::vector<BlockQ4_0> q4 = random_blocks<BlockQ4_0>(64, rng);
+  const BlockQ4_0x32 packed[2] = {pack_q4_0x32(q4.data()), pack_q4_0x32(q4.data() + 32)};
+  std::vector<float> want(2048), got(2048);
+  dequantize_row(q4.data(), 2048, want.data());
+  dequantize_row(packed, 2048, got.data());
+  REQUIRE(got == want);
+  for (int s = 0; s < 64; ++s) {
+    const BlockQ4_0 back = q4_0_block(packed[s / 32], s % 32);
+    REQUIRE(std::memcmp(&back, &q4[static_cast<std::size_t>(s)], sizeof back) == 0);
+  }
+  // The documented layout: Q4_0's nibble arrays in block order, then the scales.
+  for (int s = 0; s < 32; ++s) {
+    REQUIRE(std::memcmp(packed[1].qs[s], q4[static_cast<std::size_t>(32 + s)].qs, 16) == 0);
+    REQUIRE(std::memcmp(&packed[1].d[s], &q4[static_cast<std::size_t>(32 + s)].d, 2) == 0);
+  }
+  // Spans of 32-weight blocks, as the prefill kernels dequantize them.
+  for (const auto& [begin, count] : {std::pair{0, 256}, std::pair{992, 64}, std::pair{1024, 1024}, std::pair{1792, 256}}) {
+    std::vector<float> span(static_cast<std::size_t>(count));
+    dequantize_span(packed, begin, count, span.data());
+    for (int i = 0; i < count; ++i) REQUIRE(span[static_cast<std::size_t>(i)] == want[static_cast<std::size_t>(begin + i)]);
+  }
+}
+
+TEST_CASE("Q4_0 matrices regrouped at load give the logits of Q4_0 as stored", "[quant][model][gguf]") {
+  ModelParams p = test::small_llama3_params(64);
+  p.dim = 1024;  // rows of 1024 and 2048: regrouped; the embedding table too (tied, 700 rows)
+  p.n_heads = 8;
+  p.n_kv_heads = 2;
+  p.hidden_dim = 2048;
+  p.n_layers = 1;
+  p.vocab_size = 700;
+  Checkpoint c = synthetic_checkpoint<bf16>(p, 3, 2);
+  const std::filesystem::path file = test::temp_dir("q4_0x32") / "model.gguf";
+  std::ofstream(file, std::ios::binary) << test::gguf_model(c, true, nullptr, DType::q4_0);
+
+  LoadOptions as_stored{.max_seq_len = 64};
+  as_stored.pack = false;
+  Transformer<> stored = Transformer<>::load(file, as_stored, 2);
+  REQUIRE(dtype(stored.weights().layers[0].wq) == DType::q4_0);
+  std::vector<TokenId> prompt;
+  for (int i = 0; i < 20; ++i) prompt.push_back((i * 37 + 5) % 700);
+  const std::vector<TokenId> next{17, 3, 699};
+  const Tensor<float> prefill = stored.forward(prompt, 0, Logits::all);  // the int8 GEMM
+  const Tensor<float> one = stored.forward(std::span(next).first(1), 20);  // decode
+  const Tensor<float> three = stored.forward(next, 20);                    // a verify pass
+  const DType expected = packs_q4_0() ? DType::q4_0x32 : DType::q4_0;
+  for (const bool mmap : {true, false}) {
+    INFO("mmap " << mmap);
+    LoadOptions options{.max_seq_len = 64};
+    options.mmap = mmap;
+    Transformer<> packed = Transformer<>::load(file, options, 2);
+    const auto& w = packed.weights();
+    CHECK(dtype(w.layers[0].wq) == expected);
+    CHECK(dtype(w.layers[0].w2) == expected);
+    CHECK(dtype(w.tok_embeddings) == expected);
+    CHECK(dtype(w.output) == expected);
+    CHECK(dtype(w.norm) == DType::f32);
+    const auto close = [](const Tensor<float>& a, const Tensor<float>& b) {
+      REQUIRE(a.numel() == b.numel());
+      double scale = 0, diff = 0;
+      for (std::int64_t i = 0; i < a.numel(); ++i) {
+        scale = std::max(scale, std::fabs(double(b.data()[i])));
+        diff = std::max(diff, std::fabs(double(a.data()[i]) - b.data()[i]));
+      }
+      CHECK(scale > 0.1);
+      return diff <= 1e-5 * (1 + scale);  // the same int32 sums, added in another order
+    };
+    CHECK(close(packed.forward(prompt, 0, Logits::all), prefill));
+    const Tensor<float> packed_one = packed.forward(std::span(next).first(1), 20);
+    CHECK(close(packed_one, one));
+    const Tensor<float> packed_three = packed.forward(next, 20);
+    CHECK(close(packed_three, three));
+    // Prompt lookup: a token's logits in a verify pass are those it gets alone, bit for bit.
+    REQUIRE(std::memcmp(packed_three.data(), packed_one.data(), packed_one.bytes()) == 0);
+  }
+}
+
+TEST_CASE("x's rows split for Q4_0x32 equal the scalar reference", "[quant][matmul]") {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const std::int64_t m = 3, k = 2048;
+  std::vector<float> x(static_cast<std::size_t>(m * k));
+  for (auto& v : x) v = dist(rng);
+  cpu::Int8Rows ref;
+  ref.assign(x.data(), m, k);
+  ref.split();
+  // Block 4g + j's values 0..15 at 128 g + 16 j, 16..31 at 128 g + 64 + 16 j.
+  for (std::int64_t b = 0; b < k / 32; ++b) {
+    for (int t = 0; t < 32; ++t) {
+      const std::int64_t at = b / 4 * 128 + (t < 16 ? 0 : 64) + 16 * (b % 4) + t % 16;
+      REQUIRE(ref.split_q_at(1, at)[0] == ref.q(1, b)[t]);
+    }
+    REQUIRE(ref.split_d_at(1, b / 4 * 128)[4 * (b % 4) + 3] == ref.scale(1, b));
+  }
+#if LLAMA3_X86
+  if (cpu::has_avx512()) {
+    cpu::Int8Rows fast;
+    cpu::quantize_rows_avx512(x.data(), m, k, fast);
+    fast.resize_split();
+    for (std::int64_t i = 0; i < m; ++i) cpu::split_row_avx512(fast, i);
+    CHECK(fast.split_q == ref.split_q);
+    CHECK(fast.split_neg8 == ref.split_neg8);
+    CHECK(fast.split_d == ref.split_d);
+  }
+#endif
 }

@@ -10,8 +10,10 @@
 namespace llama3::test {
 
 // A checkpoint's weights as a GGUF file, as llama.cpp's converter lays it out (q and k in Meta's row order, norms
-// float32, rope_freqs for scaled RoPE); `quantize`: the matrices as Q8_0; `vocab`: the tokenizer it carries.
-inline std::string gguf_model(Checkpoint& c, bool quantize, const GgufVocab* vocab = nullptr) {
+// float32, rope_freqs for scaled RoPE); `quantize`: the matrices as `quantize_to` (Q8_0 or Q4_0); `vocab`: the
+// tokenizer it carries.
+inline std::string gguf_model(Checkpoint& c, bool quantize, const GgufVocab* vocab = nullptr,
+                              DType quantize_to = DType::q8_0) {
   GgufWriter w;
   const ModelParams& p = c.params;
   w.str("general.architecture", "llama");
@@ -25,7 +27,9 @@ inline std::string gguf_model(Checkpoint& c, bool quantize, const GgufVocab* voc
   w.u32("llama.vocab_size", static_cast<std::uint32_t>(p.vocab_size));
   for_each_weight(c.weights, p, [&](const WeightSlot& slot, AnyTensor<Cpu>& t) {
     AnyTensor<Cpu> stored = t;
-    if (quantize && slot.shape.rank() == 2) stored = quantize_tensor<BlockQ8_0>(t);
+    if (quantize && slot.shape.rank() == 2) {
+      stored = quantize_to == DType::q4_0 ? AnyTensor<Cpu>(quantize_tensor<BlockQ4_0>(t)) : quantize_tensor<BlockQ8_0>(t);
+    }
     std::visit([&](const auto& x) {
       w.tensor(slot.name_in(WeightFormat::gguf), dtype(stored), x.shape(),
                std::string(reinterpret_cast<const char*>(x.data()), x.bytes()));

@@ -67,8 +67,9 @@ struct f16 {
   }
 };
 
-// Quantized types (core/quant.hpp) store blocks of weights: GGUF's Q8_0, Q4_0, Q4_K and Q6_K.
-enum class DType { f32, bf16, f16, q8_0, q4_0, q4_k, q6_k };
+// Quantized types (core/quant.hpp) store blocks of weights: GGUF's Q8_0, Q4_0, Q4_K and Q6_K, and Q4_0x32, Q4_0
+// regrouped for the CPU kernels (never in a file).
+enum class DType { f32, bf16, f16, q8_0, q4_0, q4_k, q6_k, q4_0x32 };
 
 inline constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
@@ -79,13 +80,17 @@ inline constexpr std::string_view dtype_name(DType t) noexcept {
     case DType::q4_0: return "Q4_0";
     case DType::q4_k: return "Q4_K";
     case DType::q6_k: return "Q6_K";
+    case DType::q4_0x32: return "Q4_0x32";
   }
   return "?";
 }
 
 // Elements in one storage unit (a block for quantized types), and its bytes.
 inline constexpr std::int64_t dtype_block_elements(DType t) noexcept {
-  return t == DType::q8_0 || t == DType::q4_0 ? 32 : t == DType::q4_k || t == DType::q6_k ? 256 : 1;
+  return t == DType::q8_0 || t == DType::q4_0      ? 32
+         : t == DType::q4_k || t == DType::q6_k    ? 256
+         : t == DType::q4_0x32                     ? 1024
+                                                   : 1;
 }
 inline constexpr std::size_t dtype_block_bytes(DType t) noexcept {
   switch (t) {
@@ -95,6 +100,7 @@ inline constexpr std::size_t dtype_block_bytes(DType t) noexcept {
     case DType::q4_0: return 18;
     case DType::q4_k: return 144;
     case DType::q6_k: return 210;
+    case DType::q4_0x32: return 576;
   }
   return 0;
 }

@@ -6,6 +6,10 @@
 //   Q4_0: 32 weights = fp16 scale d + 16 bytes         x = d * (nibble - 8); low nibbles are weights 0..15
 //   Q4_K: 256 weights = fp16 d, dmin + 12 bytes of 6-bit scales and mins + 128 bytes of nibbles
 //   Q6_K: 256 weights = 128 bytes low nibbles + 64 bytes high 2 bits + 16 int8 scales + fp16 d
+// and one layout of our own, which GGUF files never hold:
+//   Q4_0x32: 1024 weights = Q4_0's 32 blocks regrouped for the AVX-512 kernels (model/pack.hpp makes it at load):
+//            their 16-byte nibble arrays, then their 32 fp16 scales. 576 bytes, a whole number of cache lines:
+//            each aligned 64-byte load holds 4 blocks' nibbles, where Q4_0's 18-byte blocks straddle lines.
 // The arithmetic is ggml's reference code (dequantize_row_*, quantize_row_*_ref), element for element.
 #include <algorithm>
 #include <cmath>
@@ -40,8 +44,14 @@ struct BlockQ6_K {
   std::int8_t scales[16];
   f16 d;
 };
+struct BlockQ4_0x32 {
+  static constexpr int elements = 1024;
+  std::uint8_t qs[32][16];
+  f16 d[32];
+};
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
               sizeof(BlockQ6_K) == 210, "GGUF block sizes");
+static_assert(sizeof(BlockQ4_0x32) == 32 * sizeof(BlockQ4_0), "Q4_0x32 is Q4_0's bytes, regrouped");
 
 template <class T>
 inline constexpr bool is_quantized = false;
@@ -53,6 +63,8 @@ template <>
 inline constexpr bool is_quantized<BlockQ4_K> = true;
 template <>
 inline constexpr bool is_quantized<BlockQ6_K> = true;
+template <>
+inline constexpr bool is_quantized<BlockQ4_0x32> = true;
 
 // Elements one storage unit holds: 1 for float/bf16/f16, the block size for quantized types.
 template <class T>
@@ -69,6 +81,8 @@ template <>
 inline constexpr DType dtype_of<BlockQ4_K> = DType::q4_k;
 template <>
 inline constexpr DType dtype_of<BlockQ6_K> = DType::q6_k;
+template <>
+inline constexpr DType dtype_of<BlockQ4_0x32> = DType::q4_0x32;
 
 // ---- dequantization: one block to its floats ---------------------------------------------------------------------
 
@@ -128,6 +142,46 @@ inline void dequantize(const BlockQ6_K& b, float* y) noexcept {
       y[l + 64] = d * sc[is + 4] * static_cast<float>(q3);
       y[l + 96] = d * sc[is + 6] * static_cast<float>(q4);
     }
+  }
+}
+
+// ---- Q4_0x32: Q4_0's blocks regrouped ----------------------------------------------------------------------------
+
+// Q4_0 block s (0..31) of a Q4_0x32 block, as it was.
+inline BlockQ4_0 q4_0_block(const BlockQ4_0x32& b, int s) noexcept {
+  BlockQ4_0 out;
+  out.d = b.d[s];
+  std::memcpy(out.qs, b.qs[s], 16);
+  return out;
+}
+
+// 32 Q4_0 blocks regrouped (exactly: the same nibbles and scales).
+inline BlockQ4_0x32 pack_q4_0x32(const BlockQ4_0* src) noexcept {
+  BlockQ4_0x32 out;
+  for (int s = 0; s < 32; ++s) {
+    out.d[s] = src[s].d;
+    std::memcpy(out.qs[s], src[s].qs, 16);
+  }
+  return out;
+}
+
+inline void dequantize(const BlockQ4_0x32& b, float* y) noexcept {
+  for (int s = 0; s < 32; ++s) dequantize(q4_0_block(b, s), y + 32 * s);
+}
+
+// Elements [begin, begin + count) of a row of any storage type as float; begin and count multiples of the block
+// size, or, for Q4_0x32, of its 32-weight Q4_0 blocks (kernels dequantize panels narrower than 1024).
+template <class T>
+void dequantize_span(const T* row, std::int64_t begin, std::int64_t count, float* y) noexcept {
+  if constexpr (std::is_same_v<T, BlockQ4_0x32>) {
+    for (std::int64_t e = 0; e < count; e += 32) {
+      const std::int64_t at = begin + e;
+      dequantize(q4_0_block(row[at / 1024], static_cast<int>(at % 1024 / 32)), y + e);
+    }
+  } else if constexpr (is_quantized<T>) {
+    for (std::int64_t b = 0; b < count / T::elements; ++b) dequantize(row[begin / T::elements + b], y + b * T::elements);
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) y[i] = to_float(row[begin + i]);
   }
 }
 

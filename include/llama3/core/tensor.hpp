@@ -171,7 +171,8 @@ private:
 template <class Device = Cpu>
 using AnyTensor = std::variant<Tensor<const float, Device>, Tensor<const bf16, Device>, Tensor<const f16, Device>,
                                Tensor<const BlockQ8_0, Device>, Tensor<const BlockQ4_0, Device>,
-                               Tensor<const BlockQ4_K, Device>, Tensor<const BlockQ6_K, Device>>;
+                               Tensor<const BlockQ4_K, Device>, Tensor<const BlockQ6_K, Device>,
+                               Tensor<const BlockQ4_0x32, Device>>;
 
 template <class Device>
 DType dtype(const AnyTensor<Device>& t) noexcept {

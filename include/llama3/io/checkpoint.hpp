@@ -26,6 +26,7 @@
 #include "llama3/io/raw_tensor.hpp"
 #include "llama3/io/safetensors.hpp"
 #include "llama3/io/torch_checkpoint.hpp"
+#include "llama3/model/pack.hpp"
 #include "llama3/model/quantize.hpp"
 #include "llama3/model/weights.hpp"
 
@@ -55,6 +56,9 @@ struct LoadOptions {
   bool mmap = true;
   // The prefill's arithmetic with bf16 weights: f32 maths (default), or x rounded to bf16 (vdpbf16ps, AVX512_BF16).
   MatmulPrecision matmul_precision = MatmulPrecision::f32;
+  // Regroup Q4_0 matrices for the AVX-512 kernels (model/pack.hpp; the same values, faster to stream). false keeps
+  // the file's layout.
+  bool pack = true;
 };
 
 inline FileAccess file_access(const LoadOptions& o) noexcept { return o.mmap ? FileAccess::map : FileAccess::read; }
@@ -390,6 +394,8 @@ inline Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOp
       if (options.progress) options.progress({"quantizing", done, total});
     });
   }
+  // Nobody else holds c's weights yet: the Q4_0 copies' pages can go.
+  if (options.pack) pack_weights(c.weights, c.params, /*release=*/true);
   return c;
 }
 

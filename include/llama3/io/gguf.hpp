@@ -77,8 +77,9 @@ inline std::uint32_t ggml_type_id(DType t) {
     case DType::q4_k: return 12;
     case DType::q6_k: return 14;
     case DType::bf16: return 30;
+    case DType::q4_0x32: break;  // our CPU layout: write its Q4_0 blocks instead
   }
-  return 0;
+  throw Error(std::string("no GGUF type stores ") + std::string(dtype_name(t)));
 }
 inline std::string ggml_type_name(std::uint32_t t) {
   static const char* names[] = {"F32",  "F16",  "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",

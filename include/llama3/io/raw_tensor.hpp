@@ -68,6 +68,7 @@ inline AnyTensor<Cpu> any_view(const RawTensor& r) {
     case DType::q4_0: return typed_view<BlockQ4_0>(r);
     case DType::q4_k: return typed_view<BlockQ4_K>(r);
     case DType::q6_k: return typed_view<BlockQ6_K>(r);
+    case DType::q4_0x32: return typed_view<BlockQ4_0x32>(r);
   }
   throw Error("unknown dtype");
 }

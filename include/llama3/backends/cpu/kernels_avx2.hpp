@@ -281,7 +281,7 @@ LLAMA3_TARGET_AVX2 void gemv_quant_avx2(const float* x, std::int64_t k, const Q*
 template <class Q>
 LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int64_t k, const Q* w, std::int64_t j0,
                                         std::int64_t j1, float* y, std::int64_t ldy) {
-  constexpr std::int64_t kc_max = 256;  // a multiple of every block size
+  constexpr std::int64_t kc_max = 256;  // a multiple of every block size but Q4_0x32's (dequantize_span)
   alignas(64) float panel[kc_max * 16];
   alignas(64) float rows[16 * kc_max];
   const std::int64_t nb = k / Q::elements;
@@ -291,7 +291,7 @@ LLAMA3_TARGET_AVX2 void gemm_quant_avx2(const float* x, std::int64_t m, std::int
     for (std::int64_t j = j0; j < j1; j += 16) {
       const std::int64_t cols = std::min<std::int64_t>(16, j1 - j);
       for (std::int64_t c = 0; c < cols; ++c) {
-        dequantize_row(w + (j + c) * nb + p0 / Q::elements, kc, rows + c * kc);
+        dequantize_span(w + (j + c) * nb, p0, kc, rows + c * kc);
       }
       pack_panel(static_cast<const float*>(rows), kc, cols, 0, 0, kc, panel);
       tiles_avx2(x, m, k, p0, kc, panel, y + j, ldy, cols);

@@ -90,10 +90,14 @@ void matmul_columns(const float* x, std::int64_t m, std::int64_t k, const W* w, 
 }
 
 // Whether m rows of x against quantized W take the integer kernels (x rounded to int8 blocks): decoding with AVX2
-// or AVX-512, and prefill of Q8_0 and Q4_0 with AVX-512. The rest is f32 maths on the dequantized weights.
+// or AVX-512, and prefill of Q8_0 and Q4_0 with AVX-512; Q4_0x32 (made for the AVX-512 kernels) with AVX-512 only.
+// The rest is f32 maths on the dequantized weights.
 template <class W>
 bool takes_int8_path(std::int64_t m, std::int64_t k) noexcept {
-  if constexpr (has_int8_dot<W>) {
+  if constexpr (std::is_same_v<W, BlockQ4_0x32>) {
+    (void)m;
+    return k % W::elements == 0 && has_avx512();
+  } else if constexpr (has_int8_dot<W>) {
     if (k % 32 != 0 || !has_avx2()) return false;
     if (m <= gemv_max_rows) return true;
     return has_avx512() && W::elements == 32;
@@ -115,13 +119,17 @@ bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t 
     const bool wide = has_avx512();
     if (wide) {
       buffer.resize(m, k);
+      if constexpr (std::is_same_v<W, BlockQ4_0x32>) buffer.resize_split();
       Int8Rows& out = buffer;
-      pool.run(static_cast<std::size_t>(m), [&](std::size_t i) { quantize_row_avx512(x, static_cast<std::int64_t>(i), out); });
+      pool.run(static_cast<std::size_t>(m), [&](std::size_t i) {
+        quantize_row_avx512(x, static_cast<std::int64_t>(i), out);
+        if constexpr (std::is_same_v<W, BlockQ4_0x32>) split_row_avx512(out, static_cast<std::int64_t>(i));
+      });
     } else {
       buffer.assign(x, m, k);
     }
     const Int8Rows& xq = buffer;
-    if constexpr (W::elements == 32) {
+    if constexpr (W::elements == 32 || std::is_same_v<W, BlockQ4_0x32>) {
       if (m > gemv_max_rows) {
         for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) { gemm_int8_avx512(xq, w, j0, j1, n, y, n); });
         return true;
@@ -130,7 +138,7 @@ bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t 
     for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) {
       gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
         if (wide) return gemv_int8_avx512<rows.value>(xq, i, w, a, b, n, y + i * n, n);
-        gemv_int8_avx2<rows.value>(xq, i, w, a, b, y + i * n, n);
+        if constexpr (!std::is_same_v<W, BlockQ4_0x32>) gemv_int8_avx2<rows.value>(xq, i, w, a, b, y + i * n, n);
       });
     });
     return true;

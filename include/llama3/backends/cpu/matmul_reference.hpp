@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -155,6 +156,41 @@ struct Int8Rows {
   float block_sum(std::int64_t i, std::int64_t b) const noexcept { return sum[static_cast<std::size_t>(i * nb + b)]; }
   const float* scale16(std::int64_t i, std::int64_t pair) const noexcept { return d16.data() + (i * np + pair) * 16; }
   const std::int32_t* offset8(std::int64_t i, std::int64_t b) const noexcept { return neg8.data() + (i * nb + b) * 8; }
+
+  // For Q4_0x32's kernel (k a multiple of 128), each 4 blocks again, as Q4_0's nibbles pair them: split_q holds
+  // values 0..15 of the 4 blocks, then 16..31 (low and high nibbles of the 4 blocks' 64 bytes); split_neg8, for each
+  // lane l of block j, -8 times the sum of values 4l..4l+3 and 16+4l..16+4l+3; split_d, each block's d 4 times.
+  std::vector<std::int8_t> split_q;
+  std::vector<std::int32_t> split_neg8;
+  std::vector<float> split_d;
+
+  void resize_split() {
+    split_q.resize(static_cast<std::size_t>(rows * k));
+    split_neg8.resize(static_cast<std::size_t>(rows * k / 8));
+    split_d.resize(split_neg8.size());
+  }
+  void split() {
+    resize_split();
+    for (std::int64_t i = 0; i < rows; ++i) {
+      for (std::int64_t b = 0; b < nb; ++b) split_block(i, b);
+    }
+  }
+  void split_block(std::int64_t i, std::int64_t b) noexcept {
+    const std::int64_t group = b / 4, j = b % 4;
+    std::int8_t* out = split_q.data() + i * k + group * 128 + 16 * j;
+    std::memcpy(out, q(i, b), 16);
+    std::memcpy(out + 64, q(i, b) + 16, 16);
+    const std::size_t at = static_cast<std::size_t>((i * k + group * 128) / 8 + 4 * j);
+    for (int l = 0; l < 4; ++l) {
+      split_neg8[at + static_cast<std::size_t>(l)] = offset8(i, b)[l] + offset8(i, b)[4 + l];
+      split_d[at + static_cast<std::size_t>(l)] = scale(i, b);
+    }
+  }
+  const std::int8_t* split_q_at(std::int64_t i, std::int64_t e) const noexcept { return split_q.data() + i * k + e; }
+  const std::int32_t* split_neg8_at(std::int64_t i, std::int64_t e) const noexcept {
+    return split_neg8.data() + (i * k + e) / 8;
+  }
+  const float* split_d_at(std::int64_t i, std::int64_t e) const noexcept { return split_d.data() + (i * k + e) / 8; }
 };
 
 // The scalar reference of the integer path: x rounded as above, times the dequantized weights.
