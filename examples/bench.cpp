@@ -178,6 +178,13 @@ struct Result {
   LlamaCppResult llamacpp;
 };
 
+// The text the lookup prompt quotes: 48 distinct tokens.
+std::vector<TokenId> quoted_text(int vocab) {
+  std::vector<TokenId> text;
+  for (int i = 0; i < 48; ++i) text.push_back(static_cast<TokenId>((i * 104729 + 7) % vocab));
+  return text;
+}
+
 TokenId argmax(const float* row, int n) { return static_cast<TokenId>(std::max_element(row, row + n) - row); }
 
 // Decodes `gen` tokens greedily after `prompt` with up to `lookup` drafts a pass; tokens/s of the decoding alone.
@@ -221,6 +228,9 @@ int main(int argc, char** argv) {
                  "this CPU has)")->check(CLI::IsMember({"portable", "avx2", "avx512", "avx512_bf16"}));
   app.add_option("--matmul-precision", precision, "prefill with bf16 weights: f32 maths, or bf16 inputs (vdpbf16ps, as "
                  "llama.cpp)")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  bool quote = false;
+  app.add_flag("--quote", quote, "with --synthetic and --lookup: rewire the random model to quote the lookup prompt's text "
+                                 "(make_quoting), so that prompt lookup meets a model that quotes (every draft right)");
   bool no_pack = false;
   app.add_flag("--no-pack", no_pack, "keep Q4_0 weights in the file's layout (by default they are regrouped for the AVX-512 "
                                      "kernels: LoadOptions::pack)");
@@ -248,6 +258,9 @@ int main(int argc, char** argv) {
     }
     if (model_path.empty() == synthetic.empty()) {
       throw llama3::Error("give a model with --model PATH (folder or .gguf), or --synthetic 1b|3b|8b");
+    }
+    if (quote && (synthetic.empty() || lookup == 0)) {
+      throw llama3::Error("--quote rewires a random model for prompt lookup: give --synthetic 1b|3b|8b and --lookup N");
     }
     const bool gguf = !model_path.empty() && std::filesystem::path(model_path).extension() == ".gguf";
     if (!compare.empty() && !gguf) {
@@ -289,6 +302,16 @@ int main(int argc, char** argv) {
       c = dtype == "f16"   ? llama3::synthetic_checkpoint<llama3::f16>(p)
           : dtype == "f32" ? llama3::synthetic_checkpoint<float>(p)
                            : llama3::synthetic_checkpoint<llama3::bf16>(p);
+      if (quote) {
+        const std::vector<TokenId> text = quoted_text(p.vocab_size);
+        if (dtype == "f16") {
+          llama3::make_quoting<llama3::f16>(c, text);
+        } else if (dtype == "f32") {
+          llama3::make_quoting<float>(c, text);
+        } else {
+          llama3::make_quoting<llama3::bf16>(c, text);
+        }
+      }
       if (dtype == "q8_0" || dtype == "q4_0") {  // from the bf16 weights, as llama-quantize would
         llama3::quantize_weights(c.weights, c.params, llama3::parse_quantization(dtype));
       }
@@ -326,10 +349,10 @@ int main(int argc, char** argv) {
     std::vector<TokenId> tokens(static_cast<std::size_t>(std::max(prompt, depth)));
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<TokenId>((i * 7919 + 13) % params.vocab_size);
     // A prompt that quotes itself: 48 tokens, twice, then a third time begun (what prompt lookup is for).
-    std::vector<TokenId> quoting;
-    for (int copy = 0; copy < 3; ++copy) {
-      for (int i = 0; i < (copy < 2 ? 48 : 8); ++i) quoting.push_back(static_cast<TokenId>((i * 104729 + 7) % params.vocab_size));
-    }
+    const std::vector<TokenId> text = quoted_text(params.vocab_size);
+    std::vector<TokenId> quoting = text;
+    quoting.insert(quoting.end(), text.begin(), text.end());
+    quoting.insert(quoting.end(), text.begin(), text.begin() + 8);
 
     // Warm up: the first pass faults a mapped file's pages in (llama-bench warms up too).
     std::fprintf(stderr, "llama3-bench: warming up...\n");

@@ -192,3 +192,33 @@ TEST_CASE("a chat session with prompt lookup replies as one without", "[lookup][
   }
   CHECK(accepted > 0);
 }
+
+TEST_CASE("a random model rewired by make_quoting quotes its text; prompt lookup takes every draft", "[lookup]") {
+  // What llama3-bench --synthetic --quote measures prompt lookup on: check that the model does quote.
+  Checkpoint c = synthetic_checkpoint<float>(test::small_llama3_params(128), 5);
+  Ids text;
+  for (int i = 0; i < 24; ++i) text.push_back((i * 104729 + 7) % 128256);
+  make_quoting<float>(c, text);
+  CHECK_FALSE(c.params.tie_embeddings);
+  Transformer<> model(std::move(c), 2);
+  Ids prompt = text;
+  prompt.insert(prompt.end(), text.begin(), text.begin() + 5);
+  for (const int lookup : {0, 4}) {
+    INFO("lookup " << lookup);
+    const Tensor<float> first = model.forward(prompt, 0, Logits::last);
+    SamplingParams greedy;
+    greedy.temperature = 0;
+    SamplerChain chain = SamplerChain::from(greedy);
+    Ids tokens = prompt;
+    LookupStats stats;
+    decode_sequence(tokens, first.data(), 128256, 100, lookup, chain,
+                    [&](std::span<const TokenId> batch, int start) { return model.forward(batch, start, Logits::all); },
+                    [](TokenId, const float*) { return true; }, &stats);
+    REQUIRE(tokens.size() == 100);
+    for (std::size_t i = prompt.size(); i < tokens.size(); ++i) REQUIRE(tokens[i] == text[i % text.size()]);
+    if (lookup > 0) {
+      CHECK(stats.drafted > 40);
+      CHECK(stats.accepted == stats.drafted);
+    }
+  }
+}

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <span>
+#include <vector>
 
 #include "llama3/core/parallel.hpp"
 #include "llama3/core/tensor.hpp"
@@ -13,6 +15,8 @@
 #include "llama3/model/weights.hpp"
 
 namespace llama3 {
+
+using TokenId = std::int32_t;
 
 namespace detail {
 inline std::uint64_t splitmix64(std::uint64_t& s) {
@@ -57,6 +61,39 @@ Checkpoint synthetic_checkpoint(ModelParams p, std::uint64_t seed = 1, unsigned 
   });
   if (p.tie_embeddings) c.weights.output = c.weights.tok_embeddings;
   return c;
+}
+
+// Rewires a random float/bf16 model (T its weights' type) to quote `text`: after each of its tokens (distinct), the
+// next one, and after the last the first, so that greedy decoding after a prompt that quotes `text` goes on quoting
+// it (what prompt lookup is for: its best case, every draft accepted). text's embeddings are made large against what
+// the random layers add, and the output layer (untied) maps each to its successor. Every other weight stays random,
+// so each pass computes what a trained model of the shape would, over the same bytes.
+template <class T>
+void make_quoting(Checkpoint& c, std::span<const TokenId> text) {
+  ModelParams& p = c.params;
+  const std::int64_t dim = p.dim;
+  const Tensor<const T> embeddings = std::get<Tensor<const T>>(c.weights.tok_embeddings);
+  Tensor<T> e(embeddings.shape()), out(embeddings.shape());
+  std::memcpy(e.data(), embeddings.data(), embeddings.bytes());
+  std::memcpy(out.data(), embeddings.data(), embeddings.bytes());  // random rows for every other token
+  std::vector<float> row(static_cast<std::size_t>(dim));
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const TokenId t = text[i], next = text[(i + 1) % text.size()];
+    if (t < 0 || t >= p.vocab_size || next < 0 || next >= p.vocab_size) throw Error("make_quoting: token out of range");
+    double sum = 0;
+    for (std::int64_t d = 0; d < dim; ++d) {
+      row[static_cast<std::size_t>(d)] = to_float(embeddings.row(t)[d]);
+      sum += double(row[static_cast<std::size_t>(d)]) * row[static_cast<std::size_t>(d)];
+    }
+    const float unit = static_cast<float>(1 / std::sqrt(sum / static_cast<double>(dim)));  // to an RMS of 1
+    for (std::int64_t d = 0; d < dim; ++d) {
+      e.row(t)[d] = T(10.0f * unit * row[static_cast<std::size_t>(d)]);
+      out.row(next)[d] = T(unit * row[static_cast<std::size_t>(d)] / std::sqrt(static_cast<float>(dim)));
+    }
+  }
+  p.tie_embeddings = false;
+  c.weights.tok_embeddings = Tensor<const T>(e);
+  c.weights.output = Tensor<const T>(out);
 }
 
 // Meta's Llama 3.2 1B shape (tied embeddings, scaled RoPE).
