@@ -382,50 +382,60 @@ LLAMA3_TARGET_AVX2 inline void dot_q4_k(const BlockQ4_K& q, const Int8Rows& x, s
   }
 }
 
-// Rows i0 .. i0 + M (M = 1..4) of x against W rows [j0, j1). Two accumulators a row (even and odd blocks) so that
-// the FMA latency does not pace the stream.
+// Block b of a W row against the M x rows, into acc (one of the two accumulator sets). Always inlined, so that
+// the accumulators stay in registers (picked by the block's parity at run time, they lived on the stack).
+template <int M, class Q>
+LLAMA3_TARGET_AVX2 __attribute__((always_inline)) inline void int8_block_avx2(const Q* row, std::int64_t b,
+                                                                              const Int8Rows& x, std::int64_t i0,
+                                                                              __m256 (&acc)[M], float (&offset)[M]) {
+  constexpr std::int64_t blocks_a_line = (64 + sizeof(Q) - 1) / sizeof(Q);
+  if constexpr (Q::elements == 256) {
+    for (int line = 0; line < 256; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
+    }
+    if constexpr (std::is_same_v<Q, BlockQ6_K>) {
+      dot_q6_k<M>(row[b], x, i0, b * 8, acc);
+    } else {
+      dot_q4_k<M>(row[b], x, i0, b * 8, acc, offset);
+    }
+  } else {
+    // One prefetch a cache line or so (a block is 34 or 18 bytes).
+    if (b % blocks_a_line == 0) _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
+    const float dw = half_to_float(row[b].d);
+    if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
+      const __m256i wv = load_u4(row[b]);
+      for (int i = 0; i < M; ++i) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_u4(wv, xv), acc[i]);
+        offset[i] += 8.0f * dw * x.block_sum(i0 + i, b);
+      }
+    } else {
+      const __m256i wv = load_i8(row[b]);
+      for (int i = 0; i < M; ++i) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_i8(wv, xv), acc[i]);
+      }
+    }
+  }
+}
+
+// Rows i0 .. i0 + M (M = 1..4) of x against W rows [j0, j1).
 template <int M, class Q>
 LLAMA3_TARGET_AVX2 void gemv_int8_avx2(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j0,
                                        std::int64_t j1, float* y, std::int64_t ldy) {
   const std::int64_t nb = x.k / Q::elements;
-  constexpr std::int64_t blocks_a_line = (64 + sizeof(Q) - 1) / sizeof(Q);
   for (std::int64_t j = j0; j < j1; ++j) {
     const Q* row = w + j * nb;
-    __m256 acc[2][M];
+    __m256 even[M], odd[M];  // even and odd blocks: the FMA latency does not pace the stream
     float offset[M] = {};
-    for (int i = 0; i < M; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-    for (std::int64_t b = 0; b < nb; ++b) {
-      __m256* a = acc[b & 1];
-      if constexpr (Q::elements == 256) {
-        for (int line = 0; line < 256; line += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
-        }
-        if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-          dot_q6_k<M>(row[b], x, i0, b * 8, a);
-        } else {
-          dot_q4_k<M>(row[b], x, i0, b * 8, a, offset);
-        }
-      } else {
-        // One prefetch a cache line or so (a block is 34 or 18 bytes).
-        if (b % blocks_a_line == 0) _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024, _MM_HINT_T0);
-        const float dw = half_to_float(row[b].d);
-        if constexpr (std::is_same_v<Q, BlockQ4_0>) {  // sum (u - 8) x = sum u x - 8 sum x
-          const __m256i wv = load_u4(row[b]);
-          for (int i = 0; i < M; ++i) {
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_u4(wv, xv), a[i]);
-            offset[i] += 8.0f * dw * x.block_sum(i0 + i, b);
-          }
-        } else {
-          const __m256i wv = load_i8(row[b]);
-          for (int i = 0; i < M; ++i) {
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q(i0 + i, b)));
-            a[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scale(i0 + i, b)), dot_i8(wv, xv), a[i]);
-          }
-        }
-      }
+    for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm256_setzero_ps();
+    std::int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      int8_block_avx2<M>(row, b, x, i0, even, offset);
+      int8_block_avx2<M>(row, b + 1, x, i0, odd, offset);
     }
-    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(acc[0][i], acc[1][i])) - offset[i];
+    if (b < nb) int8_block_avx2<M>(row, b, x, i0, even, offset);
+    for (int i = 0; i < M; ++i) y[i * ldy + j] = hsum(_mm256_add_ps(even[i], odd[i])) - offset[i];
   }
 }
 
