@@ -63,6 +63,11 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void gemv_rows_avx512
   std::int64_t p = 0;
   for (; p + 32 <= k; p += 32) {
     __m512 w0[R], w1[R];
+    if constexpr (M == 1 && R == 1) {
+      // Decoding: a line 3 KB ahead (bf16 W from memory, 1 core: 37-40 -> 42-43 GB/s for rows of 2048, 28 -> 35
+      // for rows of 8192; 1 KB ahead gained little, and 512 B lost).
+      _mm_prefetch(reinterpret_cast<const char*>(w + j * k + p) + 3072, _MM_HINT_T0);
+    }
     #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       w0[r] = load16(w + (j + r) * k + p);
