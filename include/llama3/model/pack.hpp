@@ -3,7 +3,8 @@
 // on CPUs with AVX-512, every Q4_0 matrix whose rows are a multiple of 1024 becomes Q4_0x32 (core/quant.hpp), the
 // same bytes in an order the decode kernel streams with aligned loads (a 1B-shaped model: 1 thread 20 -> ~30 tok/s;
 // benchmarks/README.md). The values are Q4_0's exactly; only the order of the sums changes, within f32 rounding.
-// The rest stays as loaded.
+// The rest stays as loaded. The choice is made at load time: with the ISA capped later (cpu::ScopedIsa), Q4_0x32
+// still computes right, through the kernels that dequantize.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -37,7 +38,7 @@ inline Tensor<const BlockQ4_0x32> pack_q4_0x32(const Tensor<const BlockQ4_0>& w,
   return out;
 }
 
-// Gives the pages that lie wholly inside t's memory back to the system. Only for memory nobody reads again: a
+// Gives the pages that lie wholly inside [data, data + bytes) back to the system. Only for memory nobody reads again: a
 // file's mapping (its pages are read again from the file if touched), or a buffer only the caller has seen.
 inline void release_pages(const void* data, std::size_t bytes) noexcept {
 #if defined(__unix__) || defined(__APPLE__)

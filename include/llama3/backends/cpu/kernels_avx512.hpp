@@ -589,7 +589,7 @@ LLAMA3_TARGET_AVX512 inline void split_row_avx512(Int8Rows& x, std::int64_t i) {
 // Q4_0x32 (core/quant.hpp): 4 blocks' nibbles from one aligned 64-byte load. Low nibbles are values 0..15 of each
 // block, high ones 16..31; x's split rows (split_row_avx512) pair with them, so that the int32 lanes 4j..4j+3 sum
 // block j whole, and one scale vector and one FMA serve the 4 blocks.
-// In cache (256 x 2048 W, 1 core): 53 GB/s against 25 for Q4_0's pairs, whose float work per block is twice this.
+// In cache (256 x 2048 W, 1 core): 47 GB/s against 25 for Q4_0's pairs, whose float work per block is twice this.
 struct Quad {
   __m512i lo, hi;  // unsigned: the weight plus 8
   __m512 d;        // [d0 x 4, d1 x 4, d2 x 4, d3 x 4]
