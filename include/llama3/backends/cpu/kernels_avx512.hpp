@@ -29,6 +29,12 @@
 
 namespace llama3::cpu {
 
+// How far ahead of a decode kernel's single W stream a software prefetch reads. Measured on the 1B shape from memory
+// (alternating runs): 3 KB against 1 KB took Q4_0x32 decode from 28-29 to 32 tok/s at 1 thread and from 49-51 to
+// 52-53 at 2, and Q8_0 (which had no prefetch) from 21.8 to 23.1 and 29.9 to 32.5-32.8; 4-8 KB were no better at 2
+// threads (a layer's matrices are short streams: what is read past a thread's last row is wasted).
+inline constexpr int decode_prefetch_avx512 = 3072;
+
 // 16 weights as floats; the masked forms read only the first lanes of `mask` and give 0 in the others.
 LLAMA3_TARGET_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 LLAMA3_TARGET_AVX512 inline __m512 load16(const bf16* p) {
@@ -64,9 +70,9 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void gemv_rows_avx512
   for (; p + 32 <= k; p += 32) {
     __m512 w0[R], w1[R];
     if constexpr (M == 1 && R == 1) {
-      // Decoding: a line 3 KB ahead (bf16 W from memory, 1 core: 37-40 -> 42-43 GB/s for rows of 2048, 28 -> 35
-      // for rows of 8192; 1 KB ahead gained little, and 512 B lost).
-      _mm_prefetch(reinterpret_cast<const char*>(w + j * k + p) + 3072, _MM_HINT_T0);
+      // Decoding: a line ahead (bf16 W from memory, 1 core: 37-40 -> 42-43 GB/s for rows of 2048, 28 -> 35 for
+      // rows of 8192; 1 KB ahead gained little, and 512 B lost).
+      _mm_prefetch(reinterpret_cast<const char*>(w + j * k + p) + decode_prefetch_avx512, _MM_HINT_T0);
     }
     #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
@@ -512,11 +518,11 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void pair_step(
     // row (of two blocks or more: with one, there is no pair) follows; near the end of W's last row, masked.
     wp[r] = load_pair(rows[r] + 2 * p, 2 * p + 1 < nb, 2 * p + 4 <= nb || !last_rows || r + 1 < R);
   }
-  if constexpr (M == 1 && std::is_same_v<Q, BlockQ4_0>) {
-    // Decoding Q4_0 (one W stream, 36 bytes a step) waited on memory with the hardware prefetcher alone: a line
-    // 1 KB ahead each step took 1-thread decode from 17.6-21.1 to 22.1-24.8 tok/s (Q8_0's two lines a step did not
-    // pay).
-    _mm_prefetch(reinterpret_cast<const char*>(rows[0] + 2 * p) + 1024, _MM_HINT_T0);
+  if constexpr (M == 1) {
+    // Decoding (one W stream) waited on memory with the hardware prefetcher alone: for Q4_0 (36 bytes a step) a
+    // line 1 KB ahead each step took 1-thread decode from 17.6-21.1 to 22.1-24.8 tok/s. Q8_0's 68 bytes a step
+    // take one line too: the line a step misses is next to one prefetched (two lines a step did not pay).
+    _mm_prefetch(reinterpret_cast<const char*>(rows[0] + 2 * p) + decode_prefetch_avx512, _MM_HINT_T0);
   }
 #pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
@@ -611,8 +617,8 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void quad_step(
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) w[r] = load_quad(rows[r][s], g);
   if constexpr (M == 1) {
-    // One W stream a core: each line 1 KB ahead, the 9th line of each block (scales) with the first.
-    const char* at = reinterpret_cast<const char*>(rows[0][s].qs[4 * g]) + 1024;
+    // One W stream a core: each line ahead, the 9th line of each block (scales) with the first.
+    const char* at = reinterpret_cast<const char*>(rows[0][s].qs[4 * g]) + decode_prefetch_avx512;
     _mm_prefetch(at, _MM_HINT_T0);
     if (g == 0) _mm_prefetch(at + 512, _MM_HINT_T0);
   }
@@ -742,7 +748,7 @@ LLAMA3_TARGET_AVX512 void gemv_int8_avx512(const Int8Rows& x, std::int64_t i0, c
       for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm512_setzero_ps();
       for (std::int64_t b = 0; b < nb; ++b) {
         for (int line = 0; line < static_cast<int>(sizeof(Q)); line += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + b) + 1024 + line, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(row + b) + decode_prefetch_avx512 + line, _MM_HINT_T0);
         }
         if constexpr (std::is_same_v<Q, BlockQ6_K>) {
           if (b & 1) {
