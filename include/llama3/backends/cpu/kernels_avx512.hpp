@@ -746,24 +746,24 @@ LLAMA3_TARGET_AVX512 void gemv_int8_avx512(const Int8Rows& x, std::int64_t i0, c
       float offset[M] = {};
       #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) even[i] = odd[i] = _mm512_setzero_ps();
-      for (std::int64_t b = 0; b < nb; ++b) {
+      // Blocks in pairs, each sum by its position (even, odd): picked by the block's parity at run time, the
+      // accumulators went through memory (Q6_K in cache, 1 core: 30 -> 32 GB/s; from memory 27 -> 29).
+      const auto step = [&](std::int64_t b, auto& acc) LLAMA3_TARGET_AVX512 __attribute__((always_inline)) {
         for (int line = 0; line < static_cast<int>(sizeof(Q)); line += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(row + b) + decode_prefetch_avx512 + line, _MM_HINT_T0);
         }
         if constexpr (std::is_same_v<Q, BlockQ6_K>) {
-          if (b & 1) {
-            dot_q6_k_avx512<M>(row[b], x, i0, b * 8, odd);
-          } else {
-            dot_q6_k_avx512<M>(row[b], x, i0, b * 8, even);
-          }
+          dot_q6_k_avx512<M>(row[b], x, i0, b * 8, acc);
         } else {
-          if (b & 1) {
-            dot_q4_k_avx512<M>(row[b], x, i0, b * 8, odd, offset);
-          } else {
-            dot_q4_k_avx512<M>(row[b], x, i0, b * 8, even, offset);
-          }
+          dot_q4_k_avx512<M>(row[b], x, i0, b * 8, acc, offset);
         }
+      };
+      std::int64_t b = 0;
+      for (; b + 2 <= nb; b += 2) {
+        step(b, even);
+        step(b + 1, odd);
       }
+      if (b < nb) step(b, even);
       #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) y[i * ldy + j] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i])) - offset[i];
     }
