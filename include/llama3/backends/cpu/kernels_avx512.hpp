@@ -501,10 +501,6 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void dot_q4_k_avx512(
   }
 }
 
-// Rows i0 .. i0 + M (M = 1..4) of x against R rows of Q8_0 or Q4_0 W from row j: the R weight streams are read side
-// by side (more loads in flight, and x's loads shared). The accumulators are in arrays indexed by constants only
-// (indexed at run time they went to the stack, and the store-to-load latency paced the loop). A row's arithmetic
-// depends neither on M nor on R: prompt lookup stays exact.
 // One pair of blocks of each of the R weight rows against the M x rows, into acc. Always inlined, with its loops
 // unrolled, so that acc stays in registers at -O2 too (called through a lambda, GCC kept it in memory).
 template <int M, int R, class Q>
@@ -533,40 +529,6 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void pair_step(
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       acc[i][r] = _mm512_fmadd_ps(_mm512_mul_ps(wp[r].d, dx), _mm512_cvtepi32_ps(dot_u8(start, wp[r].w, xv)), acc[i][r]);
-    }
-  }
-}
-
-template <int M, int R, class Q>
-LLAMA3_TARGET_AVX512 void gemv_pairs_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j,
-                                            std::int64_t n_rows, float* y, std::int64_t ldy) {
-  const std::int64_t nb = x.k / Q::elements, np = (nb + 1) / 2;
-  const Q* rows[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) rows[r] = w + (j + r) * nb;
-  // The weights' offsets (Q4_0: 8, Q8_0 made unsigned: 128) start each vpdpbusd.
-  const std::int8_t* xq[M];
-  const float* xd[M];
-  const std::int32_t* xo[M];
-  #pragma GCC unroll 8
-  for (int i = 0; i < M; ++i) {
-    xq[i] = x.q(i0 + i, 0);
-    xd[i] = x.scale16(i0 + i, 0);
-    xo[i] = x.offset8(i0 + i, 0);
-  }
-  __m512 acc[M][R];
-  #pragma GCC unroll 8
-  for (int i = 0; i < M; ++i) {
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
-  }
-  const bool last_rows = j + R >= n_rows;
-  for (std::int64_t p = 0; p < np; ++p) pair_step<M, R>(rows, p, nb, last_rows, xq, xd, xo, acc);
-  #pragma GCC unroll 8
-  for (int i = 0; i < M; ++i) {
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      y[i * ldy + j + r] = _mm512_reduce_add_ps(acc[i][r]);
     }
   }
 }
@@ -636,22 +598,27 @@ LLAMA3_TARGET_AVX512 __attribute__((always_inline)) inline void quad_step(
   }
 }
 
-// Rows i0 .. i0 + M of split x against Q4_0x32 W rows j .. j + R. A row's arithmetic depends neither on M nor on R.
-template <int M, int R>
-LLAMA3_TARGET_AVX512 void gemv_quads_avx512(const Int8Rows& x, std::int64_t i0, const BlockQ4_0x32* w, std::int64_t j,
-                                            float* y, std::int64_t ldy) {
-  const std::int64_t nb = x.k / BlockQ4_0x32::elements;
-  const BlockQ4_0x32* rows[R];
+// Rows i0 .. i0 + M (M = 1..4) of x against R rows of Q8_0, Q4_0 or Q4_0x32 W from row j: the R weight streams are
+// read side by side (more loads in flight, and x's loads shared). The accumulators are in arrays indexed by constants
+// only (indexed at run time they went to the stack, and the store-to-load latency paced the loop). A row's arithmetic
+// depends neither on M nor on R: prompt lookup stays exact.
+template <int M, int R, class Q>
+LLAMA3_TARGET_AVX512 void int8_tile_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j,
+                                           std::int64_t n_rows, float* y, std::int64_t ldy) {
+  constexpr bool split = std::is_same_v<Q, BlockQ4_0x32>;  // x's rows regrouped to match (split_row_avx512)
+  const std::int64_t nb = x.k / Q::elements;
+  const Q* rows[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) rows[r] = w + (j + r) * nb;
+  // The weights' offsets (Q4_0: 8, Q8_0 made unsigned: 128) start each vpdpbusd.
   const std::int8_t* xq[M];
   const float* xd[M];
   const std::int32_t* xo[M];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
-    xq[i] = x.split_q_at(i0 + i, 0);
-    xd[i] = x.split_d_at(i0 + i, 0);
-    xo[i] = x.split_neg8_at(i0 + i, 0);
+    xq[i] = split ? x.split_q_at(i0 + i, 0) : x.q(i0 + i, 0);
+    xd[i] = split ? x.split_d_at(i0 + i, 0) : x.scale16(i0 + i, 0);
+    xo[i] = split ? x.split_neg8_at(i0 + i, 0) : x.offset8(i0 + i, 0);
   }
   __m512 acc[M][R];
 #pragma GCC unroll 8
@@ -659,26 +626,20 @@ LLAMA3_TARGET_AVX512 void gemv_quads_avx512(const Int8Rows& x, std::int64_t i0, 
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
   }
-  for (std::int64_t s = 0; s < nb; ++s) {
+  if constexpr (split) {
+    (void)n_rows;
+    for (std::int64_t s = 0; s < nb; ++s) {
 #pragma GCC unroll 2
-    for (int g = 0; g < 8; ++g) quad_step<M, R>(rows, s, g, xq, xd, xo, acc);
+      for (int g = 0; g < 8; ++g) quad_step<M, R>(rows, s, g, xq, xd, xo, acc);
+    }
+  } else {
+    const bool last_rows = j + R >= n_rows;
+    for (std::int64_t p = 0; p < (nb + 1) / 2; ++p) pair_step<M, R>(rows, p, nb, last_rows, xq, xd, xo, acc);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) y[i * ldy + j + r] = _mm512_reduce_add_ps(acc[i][r]);
-  }
-}
-
-// An M x R tile of the integer kernels, for any of their weight types.
-template <int M, int R, class Q>
-LLAMA3_TARGET_AVX512 void int8_tile_avx512(const Int8Rows& x, std::int64_t i0, const Q* w, std::int64_t j,
-                                           std::int64_t n_rows, float* y, std::int64_t ldy) {
-  if constexpr (std::is_same_v<Q, BlockQ4_0x32>) {
-    (void)n_rows;
-    gemv_quads_avx512<M, R>(x, i0, w, j, y, ldy);
-  } else {
-    gemv_pairs_avx512<M, R, Q>(x, i0, w, j, n_rows, y, ldy);
   }
 }
 
