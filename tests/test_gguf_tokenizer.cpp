@@ -1,5 +1,5 @@
 // The tokenizer a GGUF file carries (tokenizer.ggml.*), written here from Meta's tokenizer.model the way llama.cpp's
-// converter writes it; the real vocab-only GGUF from llama.cpp is checked by test_llamacpp_vectors.
+// converter writes it; the real vocab-only GGUF from llama.cpp is checked by test_gguf_vocab_vectors.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
