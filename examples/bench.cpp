@@ -226,8 +226,8 @@ int main(int argc, char** argv) {
   std::string isa_cap, precision = "f32";
   app.add_option("--isa", isa_cap, "cap the SIMD kernels: portable, avx2, avx512 or avx512_bf16 (default: the best "
                  "this CPU has)")->check(CLI::IsMember({"portable", "avx2", "avx512", "avx512_bf16"}));
-  app.add_option("--matmul-precision", precision, "prefill with bf16 weights: f32 maths, or bf16 inputs (vdpbf16ps, as "
-                 "llama.cpp)")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--matmul-precision", precision, "products with bf16 weights: f32 maths, or bf16 inputs (vdpbf16ps, "
+                 "as llama.cpp)")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
   bool quote = false;
   app.add_flag("--quote", quote, "with --synthetic and --lookup: rewire the random model to quote the lookup prompt's text "
                                  "(make_quoting), so that prompt lookup meets a model that quotes (every draft right)");

@@ -107,11 +107,11 @@ inline constexpr std::size_t dtype_block_bytes(DType t) noexcept {
 // Bytes per element of the unquantized types.
 inline constexpr std::size_t dtype_size(DType t) noexcept { return dtype_block_bytes(t); }
 
-// The arithmetic of the prefill's matrix products with bf16 weights (backends/cpu/matmul.hpp):
+// The arithmetic of the matrix products with bf16 weights (backends/cpu/matmul.hpp):
 //   f32   f32 maths on the stored weights (the default; the fixtures' logits within 1e-4 of float64 maths);
-//   bf16  x rounded to bf16 and multiplied with vdpbf16ps (on CPUs with AVX512_BF16; elsewhere as f32), twice the
-//         FLOP rate: what llama.cpp computes for bf16 weights, and what PyTorch's bf16 models compute.
-// Decoding (up to cpu::gemv_max_rows rows at a time) is bandwidth-bound and computes f32 maths either way.
+//   bf16  x rounded to bf16 and multiplied with vdpbf16ps (on CPUs with AVX512_BF16; elsewhere as f32): what
+//         llama.cpp computes for bf16 weights, and what PyTorch's bf16 models compute. The prefill gets twice the
+//         FLOP rate; decoding (bandwidth-bound) gets fewer instructions a byte of W, so it reads nearer the floor.
 enum class MatmulPrecision { f32, bf16 };
 
 inline constexpr std::string_view matmul_precision_name(MatmulPrecision p) noexcept {

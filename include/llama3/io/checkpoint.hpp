@@ -54,7 +54,8 @@ struct LoadOptions {
   // and the weights are not shared with other processes, but on some virtual machines mapped pages stream several
   // times slower (see core/mapped_file.hpp).
   bool mmap = true;
-  // The prefill's arithmetic with bf16 weights: f32 maths (default), or x rounded to bf16 (vdpbf16ps, AVX512_BF16).
+  // The arithmetic of the products with bf16 weights: f32 maths (default), or x rounded to bf16 (vdpbf16ps,
+  // AVX512_BF16), prefill and decoding.
   MatmulPrecision matmul_precision = MatmulPrecision::f32;
   // Regroup Q4_0 matrices for the AVX-512 kernels (model/pack.hpp; the same values, faster to stream). false keeps
   // the file's layout.

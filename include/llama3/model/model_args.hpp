@@ -48,7 +48,7 @@ struct ModelParams {
   int max_batch_size = 1;                      // the KV cache: max_batch_size x max_seq_len
   int max_seq_len = 2048;
   DType kv_cache = DType::f32;                 // the KV cache's type: f32, or bf16 (half the memory and reads)
-  MatmulPrecision matmul_precision = MatmulPrecision::f32;  // prefill with bf16 weights: f32 maths, or bf16 inputs
+  MatmulPrecision matmul_precision = MatmulPrecision::f32;  // bf16 weights: f32 maths, or bf16 inputs
 
   int head_dim() const noexcept { return dim / n_heads; }
   int n_rep() const noexcept { return n_heads / n_kv_heads; }

@@ -6,6 +6,7 @@
 //   - gemm_bf16_avx512 (AVX512_BF16): bf16 W packed as pairs along k, x rounded to bf16, a 12 x 32 tile of
 //     vdpbf16ps (two products a lane an instruction: twice the FLOP rate of f32 FMAs). This is what llama.cpp and
 //     PyTorch's bf16 models compute; it runs only when asked for (MatmulPrecision::bf16);
+//   - gemv_bf16_avx512 (AVX512_BF16): the same arithmetic for decoding, 64-byte loads of W from its cache lines;
 //   - gemv_int8_avx512: quantized blocks against int8 activations, exact int32 sums with VNNI's vpdpbusd.
 #include <algorithm>
 #include <cstdint>
@@ -330,6 +331,56 @@ LLAMA3_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(const bf16* xb, std::int6
       tiles_avx512<TileBf16>(xb + p0, m, k, kc / 2, panel, y + j, ldy, std::min(nr_avx512, j1 - j));
     }
   }
+}
+
+// m (1..4) rows of xb (x rounded to bf16) against W rows [j0, j1) with vdpbf16ps: decoding and prompt lookup's
+// verify passes with MatmulPrecision::bf16, llama.cpp's arithmetic for bf16 weights. Four W rows side by side, read
+// with 64-byte loads (one instruction a cache line of W, where the f32 kernel's widening takes five), no software
+// prefetch. The steps of 32 start at W's cache lines: a row's first step takes the elements up to the first line
+// boundary (a GGUF aligns tensors to 32 bytes only, and 64-byte loads across lines ran slower than the f32 kernel).
+// A row's arithmetic (its steps, one accumulator) depends on its address, not on m or on which W rows go together:
+// prompt lookup stays exact.
+template <int M, int R>
+LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) inline void gemv_bf16_rows_avx512(
+    const bf16* xb, std::int64_t k, const bf16* w, std::int64_t j, float* y, std::int64_t ldy) {
+  __m512 acc[M][R];
+  #pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
+  }
+  const auto step = [&](std::int64_t p, __mmask32 mask) LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) {
+    __m512bh xv[M];
+    #pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(mask, xb + i * k + p);
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mask, w + (j + r) * k + p);
+      #pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], wv, xv[i]);
+    }
+  };
+  const auto first = [](std::int64_t n) { return static_cast<__mmask32>((std::uint64_t{1} << n) - 1); };
+  // Elements before row j's first line boundary (the R rows share it: the caller checks).
+  std::int64_t p = std::min<std::int64_t>(k, (-reinterpret_cast<std::uintptr_t>(w + j * k) & 63) / sizeof(bf16));
+  if (p > 0) step(0, first(p));
+  for (; p + 32 <= k; p += 32) step(p, ~__mmask32{0});
+  if (p < k) step(p, first(k - p));
+  #pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) {
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) y[i * ldy + j + r] = _mm512_reduce_add_ps(acc[i][r]);
+  }
+}
+
+template <int M>
+LLAMA3_TARGET_AVX512_BF16 void gemv_bf16_avx512(const bf16* xb, std::int64_t k, const bf16* w, std::int64_t j0,
+                                                std::int64_t j1, float* y, std::int64_t ldy) {
+  std::int64_t j = j0;
+  if (k * sizeof(bf16) % 64 == 0) {  // rows side by side only where they start at the same place in a line
+    for (; j + 4 <= j1; j += 4) gemv_bf16_rows_avx512<M, 4>(xb, k, w, j, y, ldy);
+  }
+  for (; j < j1; ++j) gemv_bf16_rows_avx512<M, 1>(xb, k, w, j, y, ldy);
 }
 
 // ---- integer dot products (VNNI) for quantized weights ------------------------------------------------------------

@@ -4,8 +4,8 @@
 //   - m <= gemv_max_rows (decode, and prompt lookup's verify passes): dot products that stream W once for all m
 //     rows (bandwidth-bound). Float weights are widened in registers (f32 maths); quantized weights meet x rounded
 //     to int8 blocks with exact integer sums, as llama.cpp does.
-//   - m > gemv_max_rows (prefill): a register-tiled GEMM over packed panels of W (FLOP-bound): f32 FMAs, or, for
-//     bf16 weights with MatmulPrecision::bf16 on AVX512_BF16, vdpbf16ps on x rounded to bf16.
+//   - m > gemv_max_rows (prefill): a register-tiled GEMM over packed panels of W (FLOP-bound): f32 FMAs.
+//   - bf16 weights with MatmulPrecision::bf16 on AVX512_BF16, either m: vdpbf16ps on x rounded to bf16.
 // Every kernel has a scalar reference (matmul_reference.hpp) the tests compare it with on odd sizes, on every SIMD
 // target the machine has. Output columns are split across the thread pool.
 #include <algorithm>
@@ -148,16 +148,25 @@ bool matmul_int8(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t 
   }
 }
 
-// The bf16 GEMM (MatmulPrecision::bf16): x rounded to bf16 once, then columns split over the pool. False where it
-// does not apply.
+// MatmulPrecision::bf16: x rounded to bf16 once, then columns split over the pool, to the bf16 GEMM (prefill) or
+// the bf16 matrix-vector kernel. False where it does not apply.
 template <class W>
 bool matmul_bf16(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, const W* w, std::int64_t n,
                  float* y) {
   if constexpr (std::is_same_v<W, bf16>) {
-    if (!has_avx512_bf16() || m <= gemv_max_rows || k % 2 != 0) return false;
+    if (!has_avx512_bf16() || k % 2 != 0) return false;
     thread_local std::vector<bf16> xb;
     xb.resize(static_cast<std::size_t>(m * k));
     bf16* xs = xb.data();
+    if (m <= gemv_max_rows) {
+      round_to_bf16(x, m * k, xs);  // a few rows: not worth waking the pool
+      for_column_blocks(pool, n, [&](std::int64_t j0, std::int64_t j1) {
+        gemv_rows(m, j0, j1, [&](auto rows, std::int64_t i, std::int64_t a, std::int64_t b) {
+          gemv_bf16_avx512<rows.value>(xs + i * k, k, w, a, b, y + i * n, n);
+        });
+      });
+      return true;
+    }
     pool.run(static_cast<std::size_t>(m), [&](std::size_t i) {
       round_to_bf16(x + static_cast<std::int64_t>(i) * k, k, xs + static_cast<std::int64_t>(i) * k);
     });
