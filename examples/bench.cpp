@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "repetitions (medians are reported)")->capture_default_str()->check(CLI::Range(1, 100));
   app.add_option("--lookup", lookup, "also decode a self-quoting prompt with prompt lookup (N drafts) and without")
       ->capture_default_str()->check(CLI::Range(0, llama3::lookup_max_draft));
-  app.add_option("--compare-llamacpp", compare, "llama.cpp's llama-bench: run it on the same GGUF, print the ratios");
+  app.add_option("--compare-llamacpp", compare, "llama.cpp's llama-bench: run it on the same GGUF (once after each of our repetitions), print the ratios");
   app.add_flag("--json", json, "print the results as JSON on stdout (progress still goes to stderr)");
   app.add_option("--json-file", json_path, "also write the JSON to this file");
   CLI11_PARSE(app, argc, argv);
@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "llama3-bench: %u thread%s: bandwidth...", threads, threads == 1 ? "" : "s");
       r.bandwidth = read_bandwidth(threads);
       r.floor = r.bandwidth / weight_gb;
-      std::vector<double> prefill, decode;
+      std::vector<double> prefill, decode, their_prefill, their_decode;
       for (int rep = 0; rep < reps; ++rep) {
         std::fprintf(stderr, "\rllama3-bench: %u thread%s: %.1f GB/s, run %d/%d...   ", threads, threads == 1 ? "" : "s",
                      r.bandwidth, rep + 1, reps);
@@ -382,9 +382,19 @@ int main(int argc, char** argv) {
           next = argmax(logits.data(), params.vocab_size);
         }
         decode.push_back(gen / seconds_since(t));
+        if (!compare.empty()) {
+          // llama-bench once after each of our runs, not all its runs after all of ours: this machine's bandwidth
+          // drifts over minutes, and the ratios should compare runs made side by side.
+          std::fprintf(stderr, "\rllama3-bench: %u thread%s: %.1f GB/s, run %d/%d, llama-bench...", threads,
+                       threads == 1 ? "" : "s", r.bandwidth, rep + 1, reps);
+          const LlamaCppResult theirs = run_llama_bench(compare, model_path, prompt, gen, 1, threads, !no_mmap);
+          if (!std::isnan(theirs.prefill)) their_prefill.push_back(theirs.prefill);
+          if (!std::isnan(theirs.decode)) their_decode.push_back(theirs.decode);
+        }
       }
       r.prefill = median(prefill);
       r.decode = median(decode);
+      if (!compare.empty()) r.llamacpp = {median(their_prefill), median(their_decode)};
       if (lookup > 0) {
         std::vector<double> plain, with;
         for (int rep = 0; rep < reps; ++rep) {
@@ -394,11 +404,6 @@ int main(int argc, char** argv) {
         }
         r.lookup_plain = median(plain);
         r.lookup_decode = median(with);
-      }
-      if (!compare.empty()) {
-        std::fprintf(stderr, "\rllama3-bench: %u thread%s: llama-bench...                 ", threads,
-                     threads == 1 ? "" : "s");
-        r.llamacpp = run_llama_bench(compare, model_path, prompt, gen, reps, threads, !no_mmap);
       }
       std::fprintf(stderr, "\rllama3-bench: %u thread%s: done                            \n", threads,
                    threads == 1 ? "" : "s");
