@@ -4,7 +4,6 @@
 // llama.cpp figures are the medians of its runs, the ratios ours over them.
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,25 +16,14 @@
 #include "support/checkpoint_writer.hpp"
 #include "support/gguf_model.hpp"
 #include "support/model_fixtures.hpp"
+#include "support/run_command.hpp"
 
 using namespace llama3;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out;
-};
-
-Run run(const std::string& args, const char* redirect) {
-  const std::string cmd = std::string(LLAMA3_BENCH_TOOL) + " " + args + " " + redirect;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  Run r{0, {}};
-  char buf[1 << 16];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  r.status = pclose(p);
-  return r;
+test::CommandResult run(const std::string& args, const char* redirect) {
+  return test::run_command(std::string(LLAMA3_BENCH_TOOL) + " " + args + " " + redirect);
 }
 
 std::filesystem::path script(const std::filesystem::path& path, const std::string& body) {
@@ -59,7 +47,7 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
       "case $(wc -l < '" + log.string() + "') in 1) pp=100;; 2) pp=300;; *) pp=200;; esac\n"
       "printf '[{\"n_prompt\": 4, \"n_gen\": 0, \"samples_ts\": [%d]}, "
       "{\"n_prompt\": 0, \"n_gen\": 2, \"samples_ts\": [%d]}]\\n' $pp $((pp / 10))\n");
-  const Run r = run("--model " + model.string() + " --threads 1 --reps 3 --prompt 4 --gen 2 --compare-llamacpp " +
+  const test::CommandResult r = run("--model " + model.string() + " --threads 1 --reps 3 --prompt 4 --gen 2 --compare-llamacpp " +
                     fake.string() + " --json", "2>/dev/null");
   REQUIRE(r.status == 0);
 
@@ -87,9 +75,9 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
 
   // A llama-bench that fails: an error that says how to run it by hand, not a table with holes.
   const auto broken = script(dir / "broken-bench", "exit 3\n");
-  const Run b = run("--model " + model.string() + " --threads 1 --reps 1 --prompt 4 --gen 2 --compare-llamacpp " +
+  const test::CommandResult b = run("--model " + model.string() + " --threads 1 --reps 1 --prompt 4 --gen 2 --compare-llamacpp " +
                     broken.string(), "2>&1");
-  CHECK(b.status != 0);
+  CHECK(b.status == 1);
   CHECK(b.out.find("exit status 3") != std::string::npos);
   CHECK(b.out.find("run it by hand") != std::string::npos);
   std::filesystem::remove_all(dir);

@@ -22,6 +22,7 @@
 #include "llama3/io/hf_writer.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "support/checkpoint_writer.hpp"
+#include "support/run_command.hpp"
 #include "support/small_model.hpp"
 #include "support/test_data.hpp"
 
@@ -127,16 +128,8 @@ struct Run {
 
 Run run(const std::string& args) {
   const fs::path err = test::temp_dir("chat-stderr") / "err.txt";
-  const std::string cmd = args + " 2>" + err.string();
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  Run r{0, {}, {}};
-  char buf[1 << 16];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = test::read_file(err);
-  return r;
+  const test::CommandResult c = test::run_command(args + " 2>" + err.string());
+  return {c.status, c.out, test::read_file(err)};
 }
 
 const std::string chat = LLAMA3_CHAT_TOOL;

@@ -11,25 +11,16 @@
 
 #include "support/checkpoint_writer.hpp"
 #include "support/model_fixtures.hpp"
+#include "support/run_command.hpp"
 
 using namespace llama3;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out;
-};
+using Run = test::CommandResult;
 
 Run run(const std::string& args) {
-  const std::string cmd = std::string(LLAMA3_LOGITS_TOOL) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  Run r{0, {}};
-  char buf[1 << 16];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  r.status = pclose(p);
-  return r;
+  return test::run_command(std::string(LLAMA3_LOGITS_TOOL) + " " + args + " 2>&1");
 }
 
 std::string join(const std::vector<TokenId>& ids) {
