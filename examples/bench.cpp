@@ -245,7 +245,8 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "repetitions (medians are reported)")->capture_default_str()->check(CLI::Range(1, 100));
   app.add_option("--lookup", lookup, "also decode a self-quoting prompt with prompt lookup (N drafts) and without")
       ->capture_default_str()->check(CLI::Range(0, llama3::lookup_max_draft));
-  app.add_option("--compare-llamacpp", compare, "llama.cpp's llama-bench: run it on the same GGUF (once after each of our repetitions), print the ratios");
+  app.add_option("--compare-llamacpp", compare, "llama.cpp's llama-bench: run it on the same GGUF (once after each of our "
+                 "repetitions), print the ratios");
   app.add_flag("--json", json, "print the results as JSON on stdout (progress still goes to stderr)");
   app.add_option("--json-file", json_path, "also write the JSON to this file");
   CLI11_PARSE(app, argc, argv);

@@ -335,7 +335,7 @@ LLAMA3_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(const bf16* xb, std::int6
 
 // m (1..4) rows of xb (x rounded to bf16) against W rows [j0, j1) with vdpbf16ps: decoding and prompt lookup's
 // verify passes with MatmulPrecision::bf16, llama.cpp's arithmetic for bf16 weights. Four W rows side by side, read
-// with 64-byte loads (one instruction a cache line of W, where the f32 kernel's widening takes five), no software
+// with 64-byte loads (one instruction a cache line of W, where the f32 kernel takes four to widen it), no software
 // prefetch. The steps of 32 start at W's cache lines: a row's first step takes the elements up to the first line
 // boundary (a GGUF aligns tensors to 32 bytes only, and 64-byte loads across lines ran slower than the f32 kernel).
 // A row's arithmetic (its steps, one accumulator) depends on its address, not on m or on which W rows go together:
