@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,8 +46,8 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
       "case $(wc -l < '" + log.string() + "') in 1) pp=100;; 2) pp=300;; *) pp=200;; esac\n"
       "printf '[{\"n_prompt\": 4, \"n_gen\": 0, \"samples_ts\": [%d]}, "
       "{\"n_prompt\": 0, \"n_gen\": 2, \"samples_ts\": [%d]}]\\n' $pp $((pp / 10))\n");
-  const test::CommandResult r = run("--model " + model.string() + " --threads 1 --reps 3 --prompt 4 --gen 2 --compare-llamacpp " +
-                    fake.string() + " --json", "2>/dev/null");
+  const test::CommandResult r = run("--model " + model.string() + " --threads 1 --reps 3 --prompt 4 --gen 2 " +
+                                    "--compare-llamacpp " + fake.string() + " --json", "2>/dev/null");
   REQUIRE(r.status == 0);
 
   std::ifstream in(log);
@@ -75,8 +74,8 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
 
   // A llama-bench that fails: an error that says how to run it by hand, not a table with holes.
   const auto broken = script(dir / "broken-bench", "exit 3\n");
-  const test::CommandResult b = run("--model " + model.string() + " --threads 1 --reps 1 --prompt 4 --gen 2 --compare-llamacpp " +
-                    broken.string(), "2>&1");
+  const test::CommandResult b = run("--model " + model.string() + " --threads 1 --reps 1 --prompt 4 --gen 2 " +
+                                    "--compare-llamacpp " + broken.string(), "2>&1");
   CHECK(b.status == 1);
   CHECK(b.out.find("exit status 3") != std::string::npos);
   CHECK(b.out.find("run it by hand") != std::string::npos);
