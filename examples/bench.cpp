@@ -6,7 +6,8 @@
 //   llama3-bench --model model.gguf --compare-llamacpp ~/llama.cpp/build/bin/llama-bench
 //
 // Prefill: one forward pass over --prompt tokens. Decode: --gen tokens one at a time after --depth tokens of context
-// (0, as llama-bench's tg test). The floor is the weight bytes one decode step reads over the read bandwidth.
+// (0, as llama-bench's tg test). The floor is the weight bytes one decode step reads over the read bandwidth,
+// measured right before each repetition's decoding (medians of both).
 // --lookup N also decodes a prompt that quotes itself with prompt lookup and without, and reports both.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -88,8 +89,8 @@ float sum_portable(const float* p, std::size_t n) {
 }
 
 // GB/s: `threads` threads each sum their share of a 1 GiB buffer (far beyond the caches), with and without the
-// software prefetch the decode kernels use; the best of 16 passes.
-double read_bandwidth(unsigned threads) {
+// software prefetch the decode kernels use; the best of `passes` (as STREAM reports its best time).
+double read_bandwidth(unsigned threads, int passes) {
   const std::size_t n = (std::size_t{1} << 30) / sizeof(float);
   llama3::Tensor<float> buf({static_cast<std::int64_t>(n)});
   llama3::ThreadPool pool(threads);
@@ -98,7 +99,7 @@ double read_bandwidth(unsigned threads) {
   });
   double best = 0;
   volatile float sink = 0;
-  for (int rep = 0; rep < 16; ++rep) {
+  for (int rep = 0; rep < passes; ++rep) {
     const auto t0 = Clock::now();
     std::vector<float> partial(threads);
     pool.run(threads, [&](std::size_t t) {
@@ -365,17 +366,19 @@ int main(int argc, char** argv) {
       Result r;
       r.threads = threads;
       model.set_threads(threads);
-      std::fprintf(stderr, "llama3-bench: %u thread%s: bandwidth...", threads, threads == 1 ? "" : "s");
-      r.bandwidth = read_bandwidth(threads);
-      r.floor = r.bandwidth / weight_gb;
-      std::vector<double> prefill, decode, their_prefill, their_decode;
+      // The bandwidth beside each repetition's decoding, not once before them all: a shared host's bandwidth moves
+      // by a third over minutes, and the fraction of the floor should compare the decoding with the same moment.
+      std::vector<double> prefill, decode, bandwidth, their_prefill, their_decode;
       for (int rep = 0; rep < reps; ++rep) {
-        std::fprintf(stderr, "\rllama3-bench: %u thread%s: %.1f GB/s, run %d/%d...   ", threads, threads == 1 ? "" : "s",
-                     r.bandwidth, rep + 1, reps);
+        std::fprintf(stderr, "\rllama3-bench: %u thread%s: run %d/%d...            ", threads, threads == 1 ? "" : "s",
+                     rep + 1, reps);
         auto t = Clock::now();
         model.forward(std::span(tokens).first(static_cast<std::size_t>(prompt)), 0, llama3::Logits::last);
         prefill.push_back(prompt / seconds_since(t));
         if (depth > 0) model.forward(std::span(tokens).first(static_cast<std::size_t>(depth)), 0, llama3::Logits::last);
+        bandwidth.push_back(read_bandwidth(threads, 8));
+        std::fprintf(stderr, "\rllama3-bench: %u thread%s: run %d/%d, %.1f GB/s...   ", threads,
+                     threads == 1 ? "" : "s", rep + 1, reps, bandwidth.back());
         TokenId next = 128000 % params.vocab_size;
         t = Clock::now();
         for (int i = 0; i < gen; ++i) {
@@ -386,8 +389,8 @@ int main(int argc, char** argv) {
         if (!compare.empty()) {
           // llama-bench once after each of our runs, not all its runs after all of ours: this machine's bandwidth
           // drifts over minutes, and the ratios should compare runs made side by side.
-          std::fprintf(stderr, "\rllama3-bench: %u thread%s: %.1f GB/s, run %d/%d, llama-bench...", threads,
-                       threads == 1 ? "" : "s", r.bandwidth, rep + 1, reps);
+          std::fprintf(stderr, "\rllama3-bench: %u thread%s: run %d/%d, llama-bench...       ", threads,
+                       threads == 1 ? "" : "s", rep + 1, reps);
           const LlamaCppResult theirs = run_llama_bench(compare, model_path, prompt, gen, 1, threads, !no_mmap);
           if (!std::isnan(theirs.prefill)) their_prefill.push_back(theirs.prefill);
           if (!std::isnan(theirs.decode)) their_decode.push_back(theirs.decode);
@@ -395,6 +398,8 @@ int main(int argc, char** argv) {
       }
       r.prefill = median(prefill);
       r.decode = median(decode);
+      r.bandwidth = median(bandwidth);
+      r.floor = r.bandwidth / weight_gb;
       if (!compare.empty()) r.llamacpp = {median(their_prefill), median(their_decode)};
       if (lookup > 0) {
         std::vector<double> plain, with;
@@ -424,10 +429,15 @@ int main(int argc, char** argv) {
     llama3::json::append_string(j, precision);
     j += std::string(", \"mmap\": ") + (no_mmap || model_path.empty() ? "false" : "true");
     char buf[512];
-    std::snprintf(buf, sizeof buf, ", \"weight_gb_per_token\": %.4f, \"prompt\": %d, \"gen\": %d, \"depth\": %d, "
+    std::snprintf(buf, sizeof buf, ", \"weight_gb_per_token\": %.9g, \"prompt\": %d, \"gen\": %d, \"depth\": %d, "
                   "\"reps\": %d, \"peak_rss_gb\": %.3f, \"results\": [", weight_gb, prompt, gen, depth, reps, peak_rss_gb());
     j += buf;
-    const auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
+    const auto num = [](double x) {  // 9 significant digits: a tiny model's figures are far below 1e-6
+      if (std::isnan(x)) return std::string("null");
+      char v[32];
+      std::snprintf(v, sizeof v, "%.9g", x);
+      return std::string(v);
+    };
     for (std::size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       j += i ? ", " : "";
@@ -443,7 +453,8 @@ int main(int argc, char** argv) {
       if (!compare.empty()) {
         j += ", \"llamacpp\": {\"prefill_tps\": " + num(r.llamacpp.prefill) + ", \"decode_tps\": " +
              num(r.llamacpp.decode) + ", \"prefill_ratio\": " + num(r.prefill / r.llamacpp.prefill) +
-             ", \"decode_ratio\": " + num(r.decode / r.llamacpp.decode) + "}";
+             ", \"decode_ratio\": " + num(r.decode / r.llamacpp.decode) + ", \"decode_of_floor\": " +
+             num(r.llamacpp.decode / r.floor) + "}";
       }
       j += "}";
     }
@@ -465,15 +476,18 @@ int main(int argc, char** argv) {
                 precision.c_str());
     std::printf("%-8s %11s %14s %13s %12s %13s", "threads", "bandwidth", "prefill tok/s", "decode tok/s", "floor tok/s",
                 "decode/floor");
-    if (!compare.empty()) std::printf(" %16s %16s %9s %9s", "llama.cpp prefill", "llama.cpp decode", "prefill x", "decode x");
+    if (!compare.empty()) {
+      std::printf(" %16s %16s %9s %9s %12s", "llama.cpp prefill", "llama.cpp decode", "prefill x", "decode x",
+                  "theirs/floor");
+    }
     if (lookup > 0) std::printf(" %16s %14s %9s", "self-quote plain", "with lookup", "accepted");
     std::printf("\n");
     for (const Result& r : results) {
       std::printf("%-8u %6.1f GB/s %14.1f %13.2f %12.2f %12.0f%%", r.threads, r.bandwidth, r.prefill, r.decode, r.floor,
                   100 * r.decode / r.floor);
       if (!compare.empty()) {
-        std::printf(" %16.1f %16.2f %8.2fx %8.2fx", r.llamacpp.prefill, r.llamacpp.decode, r.prefill / r.llamacpp.prefill,
-                    r.decode / r.llamacpp.decode);
+        std::printf(" %16.1f %16.2f %8.2fx %8.2fx %11.0f%%", r.llamacpp.prefill, r.llamacpp.decode,
+                    r.prefill / r.llamacpp.prefill, r.decode / r.llamacpp.decode, 100 * r.llamacpp.decode / r.floor);
       }
       if (lookup > 0) {
         std::printf(" %16.2f %9.2f %3.2fx %4d/%d", r.lookup_plain, r.lookup_decode, r.lookup_decode / r.lookup_plain,

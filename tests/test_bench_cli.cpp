@@ -71,6 +71,9 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
   CHECK(double(theirs["decode_tps"]) == 20.0);
   CHECK(double(theirs["prefill_ratio"]) == Approx(double(ours["prefill_tps"]) / 200.0).epsilon(1e-5));
   CHECK(double(theirs["decode_ratio"]) == Approx(double(ours["decode_tps"]) / 20.0).epsilon(1e-5));
+  // Their decoding against the floor measured in our run: the same bandwidth for both.
+  CHECK(double(theirs["decode_of_floor"]) == Approx(20.0 / double(ours["floor_tps"])).epsilon(1e-5));
+  CHECK(double(ours["floor_tps"]) == Approx(double(ours["bandwidth_gbs"]) / double(doc["weight_gb_per_token"])).epsilon(1e-3));
 
   // A llama-bench that fails: an error that says how to run it by hand, not a table with holes.
   const auto broken = script(dir / "broken-bench", "exit 3\n");
