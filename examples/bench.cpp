@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -51,11 +52,27 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double peak_rss_gb(int who = RUSAGE_SELF) {
-  rusage u{};
-  getrusage(who, &u);
-  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);  // KiB on Linux
-}
+// Peak resident memory (GB) of the model and its runs, without the bandwidth probe's 1 GiB buffer: Linux's VmHWM,
+// reset after each probe has freed its buffer (/proc/self/clear_refs), the peaks between probes kept. Elsewhere the
+// process's peak, probe included.
+class PeakRss {
+public:
+  void before_probe() { peak_ = std::max(peak_, high_water_mark()); }
+  void after_probe() { std::ofstream("/proc/self/clear_refs") << "5"; }
+  double gb() const { return std::max(peak_, high_water_mark()); }
+
+private:
+  static double high_water_mark() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) * 1024 / 1e9;  // kB
+    }
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) * 1024 / 1e9;  // KiB on Linux
+  }
+  double peak_ = 0;
+};
 
 // ---- read bandwidth ---------------------------------------------------------------------------------------------
 
@@ -362,6 +379,7 @@ int main(int argc, char** argv) {
     model.forward(std::span(tokens).first(std::min<std::size_t>(tokens.size(), 16)), 0, llama3::Logits::last);
 
     std::vector<Result> results;
+    PeakRss peak_rss;
     for (const unsigned threads : thread_counts) {
       Result r;
       r.threads = threads;
@@ -376,7 +394,9 @@ int main(int argc, char** argv) {
         model.forward(std::span(tokens).first(static_cast<std::size_t>(prompt)), 0, llama3::Logits::last);
         prefill.push_back(prompt / seconds_since(t));
         if (depth > 0) model.forward(std::span(tokens).first(static_cast<std::size_t>(depth)), 0, llama3::Logits::last);
+        peak_rss.before_probe();
         bandwidth.push_back(read_bandwidth(threads, 8));
+        peak_rss.after_probe();
         std::fprintf(stderr, "\rllama3-bench: %u thread%s: run %d/%d, %.1f GB/s...   ", threads,
                      threads == 1 ? "" : "s", rep + 1, reps, bandwidth.back());
         TokenId next = 128000 % params.vocab_size;
@@ -430,7 +450,7 @@ int main(int argc, char** argv) {
     j += std::string(", \"mmap\": ") + (no_mmap || model_path.empty() ? "false" : "true");
     char buf[512];
     std::snprintf(buf, sizeof buf, ", \"weight_gb_per_token\": %.9g, \"prompt\": %d, \"gen\": %d, \"depth\": %d, "
-                  "\"reps\": %d, \"peak_rss_gb\": %.3f, \"results\": [", weight_gb, prompt, gen, depth, reps, peak_rss_gb());
+                  "\"reps\": %d, \"peak_rss_gb\": %.3f, \"results\": [", weight_gb, prompt, gen, depth, reps, peak_rss.gb());
     j += buf;
     const auto num = [](double x) {  // 9 significant digits: a tiny model's figures are far below 1e-6
       if (std::isnan(x)) return std::string("null");
@@ -495,7 +515,7 @@ int main(int argc, char** argv) {
       }
       std::printf("\n");
     }
-    std::printf("\npeak RSS %.2f GB\n", peak_rss_gb());
+    std::printf("\npeak RSS %.2f GB (without the bandwidth probe's buffer)\n", peak_rss.gb());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "llama3-bench: %s\n", e.what());
     return 1;

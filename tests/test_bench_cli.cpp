@@ -74,6 +74,9 @@ TEST_CASE("llama3-bench runs llama-bench after each repetition and reports its m
   // Their decoding against the floor measured in our run: the same bandwidth for both.
   CHECK(double(theirs["decode_of_floor"]) == Approx(20.0 / double(ours["floor_tps"])).epsilon(1e-5));
   CHECK(double(ours["floor_tps"]) == Approx(double(ours["bandwidth_gbs"]) / double(doc["weight_gb_per_token"])).epsilon(1e-3));
+  // The peak RSS is the model's and its runs', not the bandwidth probe's 1 GiB buffer (this model is a few MB).
+  CHECK(double(doc["peak_rss_gb"]) > 0);
+  CHECK(double(doc["peak_rss_gb"]) < 0.8);
 
   // A llama-bench that fails: an error that says how to run it by hand, not a table with holes.
   const auto broken = script(dir / "broken-bench", "exit 3\n");
