@@ -338,10 +338,10 @@ LLAMA3_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(const bf16* xb, std::int6
 // with 64-byte loads (one instruction a cache line of W, where the f32 kernel takes four to widen it), no software
 // prefetch. The steps of 32 start at W's cache lines: a row's first step takes the elements up to the first line
 // boundary (a GGUF aligns tensors to 32 bytes only, and 64-byte loads across lines ran slower than the f32 kernel).
-// Decoding (one x row) takes U = 2 steps a loop, their 8 loads of W before the 8 vdpbf16ps: 1.3x the tokens/s of
-// one step a loop, and U = 3, 4 or 8 were slower than 2 (benchmarks/README). A row's arithmetic (its steps in order,
-// one accumulator) depends on its address, not on m, R or U: prompt lookup stays exact.
-template <int M, int R, int U>
+// Two steps a loop, the loads of W for both before their vdpbf16ps: decoding 1.3x and verify passes of 4 tokens
+// 1.2x the tokens/s of one step a loop; 3, 4 or 8 steps were slower than 2 (benchmarks/README). A row's arithmetic
+// (its steps in order, one accumulator) depends on its address, not on m or R: prompt lookup stays exact.
+template <int M, int R>
 LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) inline void gemv_bf16_rows_avx512(
     const bf16* xb, std::int64_t k, const bf16* w, std::int64_t j, float* y, std::int64_t ldy) {
   __m512 acc[M][R];
@@ -365,22 +365,20 @@ LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) inline void gemv_bf16_r
   // Elements before row j's first line boundary (the R rows share it: the caller checks).
   std::int64_t p = std::min<std::int64_t>(k, (-reinterpret_cast<std::uintptr_t>(w + j * k) & 63) / sizeof(bf16));
   if (p > 0) step(0, first(p));
-  if constexpr (U > 1) {
-    for (; p + 32 * U <= k; p += 32 * U) {
-      __m512i wv[R][U];
+  for (; p + 64 <= k; p += 64) {
+    __m512i wv[R][2];
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      wv[r][0] = _mm512_loadu_si512(w + (j + r) * k + p);
+      wv[r][1] = _mm512_loadu_si512(w + (j + r) * k + p + 32);
+    }
+    #pragma GCC unroll 2
+    for (int u = 0; u < 2; ++u) {
       #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < M; ++i) {
+        const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i * k + p + 32 * u);
         #pragma GCC unroll 4
-        for (int u = 0; u < U; ++u) wv[r][u] = _mm512_loadu_si512(w + (j + r) * k + p + 32 * u);
-      }
-      #pragma GCC unroll 4
-      for (int u = 0; u < U; ++u) {
-        #pragma GCC unroll 4
-        for (int i = 0; i < M; ++i) {
-          const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + i * k + p + 32 * u);
-          #pragma GCC unroll 4
-          for (int r = 0; r < R; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)wv[r][u], xv);
-        }
+        for (int r = 0; r < R; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], (__m512bh)wv[r][u], xv);
       }
     }
   }
@@ -396,12 +394,11 @@ LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) inline void gemv_bf16_r
 template <int M>
 LLAMA3_TARGET_AVX512_BF16 void gemv_bf16_avx512(const bf16* xb, std::int64_t k, const bf16* w, std::int64_t j0,
                                                 std::int64_t j1, float* y, std::int64_t ldy) {
-  constexpr int U = M == 1 ? 2 : 1;  // more x rows need the registers for their accumulators
   std::int64_t j = j0;
   if (k * sizeof(bf16) % 64 == 0) {  // rows side by side only where they start at the same place in a line
-    for (; j + 4 <= j1; j += 4) gemv_bf16_rows_avx512<M, 4, U>(xb, k, w, j, y, ldy);
+    for (; j + 4 <= j1; j += 4) gemv_bf16_rows_avx512<M, 4>(xb, k, w, j, y, ldy);
   }
-  for (; j < j1; ++j) gemv_bf16_rows_avx512<M, 1, U>(xb, k, w, j, y, ldy);
+  for (; j < j1; ++j) gemv_bf16_rows_avx512<M, 1>(xb, k, w, j, y, ldy);
 }
 
 // ---- integer dot products (VNNI) for quantized weights ------------------------------------------------------------
