@@ -170,6 +170,28 @@ TEST_CASE("the thread pool runs every task once and passes exceptions on", "[thr
   }
 }
 
+// The kernels write the columns they are given; the split must give each column to exactly one call, in pieces that
+// start at a packed panel (a multiple of 32), both for the GEMM's equal blocks and the matrix-vector kernels' guided
+// takes, whatever the thread count.
+TEST_CASE("the pool's column split covers every column once, in pieces starting at a panel", "[threads]") {
+  for (unsigned threads : {1u, 2u, 3u, 5u}) {
+    ThreadPool pool(threads);
+    for (const std::int64_t m : {std::int64_t{1}, cpu::gemv_max_rows, cpu::gemv_max_rows + 1}) {
+      for (const std::int64_t n : {1, 31, 32, 33, 500, 2048, 4097, 128256}) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        std::atomic<bool> aligned{true};
+        cpu::for_column_blocks(pool, m, n, [&](std::int64_t j0, std::int64_t j1) {
+          if (j0 % 32 != 0 || j1 <= j0 || j1 > n) aligned = false;
+          for (std::int64_t j = j0; j < j1; ++j) hits[static_cast<std::size_t>(j)]++;
+        });
+        INFO("threads " << threads << " m " << m << " n " << n);
+        REQUIRE(aligned.load());
+        for (const auto& h : hits) REQUIRE(h.load() == 1);
+      }
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("the attention kernels equal the scalar reference, f32 and bf16 caches, every SIMD target",
                    "[attention]", float, bf16) {
   for (const cpu::Isa isa : cpu::available_isas()) {
