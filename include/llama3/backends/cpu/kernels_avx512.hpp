@@ -338,8 +338,9 @@ LLAMA3_TARGET_AVX512_BF16 inline void gemm_bf16_avx512(const bf16* xb, std::int6
 // with 64-byte loads (one instruction a cache line of W, where the f32 kernel takes four to widen it), no software
 // prefetch. The steps of 32 start at W's cache lines: a row's first step takes the elements up to the first line
 // boundary (a GGUF aligns tensors to 32 bytes only, and 64-byte loads across lines ran slower than the f32 kernel).
-// Two steps a loop, the loads of W for both before their vdpbf16ps: decoding 1.3x and verify passes of 4 tokens
-// 1.2x the tokens/s of one step a loop; 3, 4 or 8 steps were slower than 2 (benchmarks/README). A row's arithmetic
+// Two steps a loop, written with the loads of W for both before their vdpbf16ps (GCC interleaves them again; the
+// loop it makes indexes every row from one counter): decoding 1.3x and verify passes of 4 tokens 1.2x the tokens/s
+// of one step a loop; 3, 4 or 8 steps were slower than 2 (benchmarks/README). A row's arithmetic
 // (its steps in order, one accumulator) depends on its address, not on m or R: prompt lookup stays exact.
 template <int M, int R>
 LLAMA3_TARGET_AVX512_BF16 __attribute__((always_inline)) inline void gemv_bf16_rows_avx512(
