@@ -47,7 +47,7 @@ void gemv_rows(std::int64_t m, std::int64_t j0, std::int64_t j1, Kernel&& kernel
 //   - The GEMM (m > gemv_max_rows, FLOP-bound): about four equal blocks a thread.
 //   - The matrix-vector kernels (bandwidth-bound): guided self-scheduling. Each take is 3/4 of a thread's share of
 //     the columns left, so a thread streams W in a few long runs, the last takes are short and the threads finish
-//     together. Against four equal blocks a thread: decoding 1.05-1.09x at 2 threads with bf16 matmul precision,
+//     together. Against four equal blocks a thread: decoding 1.07-1.12x at 2 threads with bf16 matmul precision,
 //     1.02-1.03x in f32 maths and Q8_0 / Q4_0 (benchmarks/README). Fewer equal blocks left threads idle, more of
 //     them cost as much as they saved.
 template <class F>
