@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   clang libclang-rt-14-dev            # libFuzzer and the clang sanitizer runtimes (fuzz targets)
-  libeigen3-dev libsimdjson-dev libpcre2-dev
+  libsimdjson-dev libpcre2-dev
   catch2 libcli11-dev libbenchmark-dev
   librust-fancy-regex-dev             # Rust's regex engine, as the official tiktoken core uses it: a test oracle
   python3-numpy                       # ../shared/tools/gguf/make_gguf.py: GGUF files from an independent writer

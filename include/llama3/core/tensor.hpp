@@ -1,7 +1,7 @@
 #pragma once
 // Tensor<T, Device>: a strided-free (contiguous, row-major) n-d array whose element type and device are part of its
 // type. It either owns its memory (an aligned buffer) or views memory it keeps alive through a shared owner (a
-// mapped checkpoint), the way Eigen's Map views memory it does not own. Copies share the memory.
+// mapped checkpoint), as Eigen's Map views memory it does not own. Copies share the memory.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -13,8 +13,6 @@
 #include <string>
 #include <type_traits>
 #include <variant>
-
-#include <Eigen/Core>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -143,23 +141,6 @@ public:
 
   // Row r of a 2-d tensor (or the r-th slice along the first dimension).
   T* row(std::int64_t r) const noexcept { return data_ + r * (numel() / shape_[0] / block); }
-
-  // Eigen views (CPU only): rows x cols, row-major.
-  auto matrix() const {
-    static_assert(block == 1, "Eigen maps are for unquantized tensors");
-    static_assert(std::is_same_v<Device, Cpu>, "Eigen maps are for CPU tensors");
-    using M = Eigen::Matrix<element_type, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using Map = std::conditional_t<std::is_const_v<T>, Eigen::Map<const M>, Eigen::Map<M>>;
-    const std::int64_t rows = shape_[0];
-    return Map(data_, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(rows ? numel() / rows : 0));
-  }
-  auto vector() const {
-    static_assert(block == 1, "Eigen maps are for unquantized tensors");
-    static_assert(std::is_same_v<Device, Cpu>, "Eigen maps are for CPU tensors");
-    using V = Eigen::Matrix<element_type, Eigen::Dynamic, 1>;
-    using Map = std::conditional_t<std::is_const_v<T>, Eigen::Map<const V>, Eigen::Map<V>>;
-    return Map(data_, static_cast<Eigen::Index>(numel()));
-  }
 
 private:
   T* data_ = nullptr;
