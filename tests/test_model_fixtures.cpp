@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "llama3/backends/cpu/isa.hpp"
+#include "llama3/backends/cpu/matmul_reference.hpp"
 #include "llama3/model/transformer.hpp"
 #include "support/model_fixtures.hpp"
 

@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "llama3/backends/cpu/matmul.hpp"
+#include "llama3/backends/cpu/matmul_reference.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/generation/sampler.hpp"
 #include "llama3/model/model_args.hpp"

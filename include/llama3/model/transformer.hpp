@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "llama3/backends/cpu/attention.hpp"
+#include "llama3/backends/cpu/kernels.hpp"
 #include "llama3/backends/cpu/primitives.hpp"
 #include "llama3/core/error.hpp"
 #include "llama3/core/tensor.hpp"
@@ -199,10 +199,10 @@ private:
       float* og = out + r * H * hd + static_cast<std::int64_t>(g) * rep * hd;
       const std::size_t at = cache_offset(layer, b, 0);
       if (bf16_cache) {
-        cpu::attend_group(qg, ops::KvView<bf16>{cache_k16_.data() + at, kvd}, ops::KvView<bf16>{cache_v16_.data() + at, kvd},
+        cpu::kernels::attend_group(qg, ops::KvView<bf16>{cache_k16_.data() + at, kvd}, ops::KvView<bf16>{cache_v16_.data() + at, kvd},
                           g, rep, hd, n_ctx, scores.data(), og);
       } else {
-        cpu::attend_group(qg, ops::KvView<float>{cache_k_.data() + at, kvd}, ops::KvView<float>{cache_v_.data() + at, kvd},
+        cpu::kernels::attend_group(qg, ops::KvView<float>{cache_k_.data() + at, kvd}, ops::KvView<float>{cache_v_.data() + at, kvd},
                           g, rep, hd, n_ctx, scores.data(), og);
       }
     });

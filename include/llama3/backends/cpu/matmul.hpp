@@ -218,9 +218,4 @@ void matmul(ThreadPool& pool, const float* x, std::int64_t m, std::int64_t k, co
   for_column_blocks(pool, m, n, [&](std::int64_t j0, std::int64_t j1) { matmul_columns(x, m, k, w, j0, j1, y, n); });
 }
 
-inline void matmul(ThreadPool& pool, const float* x, std::int64_t m, const AnyTensor<Cpu>& w, float* y,
-                   MatmulPrecision precision = MatmulPrecision::f32) {
-  std::visit([&](const auto& t) { matmul(pool, x, m, t.dim(1), t.data(), t.dim(0), y, precision); }, w);
-}
-
 }  // namespace llama3::cpu

@@ -5,7 +5,7 @@
 #include <span>
 #include <variant>
 
-#include "llama3/backends/cpu/matmul.hpp"
+#include "llama3/backends/cpu/kernels.hpp"
 #include "llama3/backends/primitives.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/core/thread_pool.hpp"
@@ -40,7 +40,7 @@ struct primitives<Cpu> {
   // y (rows x n) = x (rows x k) W^T.
   static void matmul(Context& pool, const float* x, std::int64_t rows, const AnyTensor<Cpu>& w, float* y,
                      MatmulPrecision precision = MatmulPrecision::f32) {
-    cpu::matmul(pool, x, rows, w, y, precision);
+    cpu::kernels::matmul(pool, x, rows, w, y, precision);
   }
 
   static void add(Context&, float* x, const float* y, std::int64_t n) {
