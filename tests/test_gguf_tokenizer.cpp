@@ -18,11 +18,10 @@ using Ids = std::vector<TokenId>;
 
 namespace {
 
-const Tokenizer& tok() { return test::llama3_tokenizer(); }
 
 // Meta's vocabulary as GGUF metadata, built once (280,147 merges).
 const test::GgufVocab& meta_vocab() {
-  static const test::GgufVocab v(tok());
+  static const test::GgufVocab v(test::llama3_tokenizer());
   return v;
 }
 
@@ -52,9 +51,9 @@ TEST_CASE("a GGUF's tokenizer gives the ids of tokenizer.model", "[tokenizer][gg
   const Tokenizer t = from(meta_vocab());
   CHECK(t.n_words() == 128256);
   CHECK(t.num_base_tokens() == 128000);
-  CHECK(t.special_token_names() == tok().special_token_names());
+  CHECK(t.special_token_names() == test::llama3_tokenizer().special_token_names());
   CHECK(t.bos_id() == 128000);
-  CHECK(t.stop_tokens() == tok().stop_tokens());
+  CHECK(t.stop_tokens() == test::llama3_tokenizer().stop_tokens());
   check_same_ids(t);
 
   SECTION("through the path, as a file") {
@@ -64,7 +63,7 @@ TEST_CASE("a GGUF's tokenizer gives the ids of tokenizer.model", "[tokenizer][gg
     std::ofstream(file, std::ios::binary) << w.bytes();
     const Tokenizer from_path(file);
     CHECK(from_path.encode("A tokenizer read from its GGUF file.", true, false) ==
-          tok().encode("A tokenizer read from its GGUF file.", true, false));
+          test::llama3_tokenizer().encode("A tokenizer read from its GGUF file.", true, false));
   }
   SECTION("without token types, the special tokens are the trailing <|...|> names") {
     test::GgufVocab v = meta_vocab();

@@ -13,7 +13,7 @@ using Catch::Contains;
 
 namespace {
 
-Tokenizer load(const std::string& json) { return Tokenizer::from_hf_json(json, "tokenizer.json"); }
+Tokenizer load_json(const std::string& json) { return Tokenizer::from_hf_json(json, "tokenizer.json"); }
 
 std::string replace(std::string s, std::string_view from, std::string_view to) {
   const std::size_t at = s.find(from);
@@ -44,7 +44,7 @@ void check_same_ids(const Tokenizer& a, const Tokenizer& b) {
 TEST_CASE("a tokenizer.json converted from tokenizer.model gives the same ids", "[tokenizer][hf]") {
   const Tokenizer& meta = test::llama3_tokenizer();
   for (const bool arrays : {false, true}) {
-    const Tokenizer hf = load(test::hf_tokenizer_json(meta, arrays));
+    const Tokenizer hf = load_json(test::hf_tokenizer_json(meta, arrays));
     check_same_ids(meta, hf);
     CHECK(hf.bos_id() == 128000);
     CHECK(hf.stop_tokens() == meta.stop_tokens());
@@ -65,41 +65,41 @@ TEST_CASE("the tokenizer.json of a Hugging Face checkpoint, when one is at hand"
 
 TEST_CASE("a broken tokenizer.json is an error naming the file and the part", "[tokenizer][hf][errors]") {
   const std::string good = test::hf_tokenizer_json(tiny());
-  REQUIRE(load(good).encode("hello world", false, false) == std::vector<TokenId>{259, 263});
+  REQUIRE(load_json(good).encode("hello world", false, false) == std::vector<TokenId>{259, 263});
 
-  CHECK_THROWS_WITH(load(good.substr(0, good.size() / 2)), Contains("tokenizer.json") && Contains("malformed JSON"));
-  CHECK_THROWS_WITH(load(""), Contains("malformed JSON"));
-  CHECK_THROWS_WITH(load("[]"), Contains("expected an object"));
-  CHECK_THROWS_WITH(load(good + "}"), Contains("malformed JSON"));
-  CHECK_THROWS_WITH(load(replace(good, "\"normalizer\": null", "\"normalizer\": {\"type\": \"NFC\"}")),
+  CHECK_THROWS_WITH(load_json(good.substr(0, good.size() / 2)), Contains("tokenizer.json") && Contains("malformed JSON"));
+  CHECK_THROWS_WITH(load_json(""), Contains("malformed JSON"));
+  CHECK_THROWS_WITH(load_json("[]"), Contains("expected an object"));
+  CHECK_THROWS_WITH(load_json(good + "}"), Contains("malformed JSON"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"normalizer\": null", "\"normalizer\": {\"type\": \"NFC\"}")),
                     Contains("normalizer"));
-  CHECK_THROWS_WITH(load(replace(good, "\\\\p{N}{1,3}", "\\\\p{N}+")), Contains("pre_tokenizer") &&
+  CHECK_THROWS_WITH(load_json(replace(good, "\\\\p{N}{1,3}", "\\\\p{N}+")), Contains("pre_tokenizer") &&
                                                                          Contains("pattern"));
-  CHECK_THROWS_WITH(load(replace(good, "\"behavior\": \"Isolated\"", "\"behavior\": \"Removed\"")),
+  CHECK_THROWS_WITH(load_json(replace(good, "\"behavior\": \"Isolated\"", "\"behavior\": \"Removed\"")),
                     Contains("Isolated"));
-  CHECK_THROWS_WITH(load(replace(good, "\"use_regex\": false", "\"use_regex\": true")), Contains("use_regex"));
-  CHECK_THROWS_WITH(load(replace(good, "\"pre_tokenizer\"", "\"pre_tokenizer_\"")), Contains("pre_tokenizer"));
-  CHECK_THROWS_WITH(load(replace(good, "\"model\"", "\"model_\"")), Contains("model") && Contains("missing"));
-  CHECK_THROWS_WITH(load(replace(good, "\"type\": \"BPE\"", "\"type\": \"Unigram\"")), Contains("\"Unigram\""));
-  CHECK_THROWS_WITH(load(replace(good, "\"byte_fallback\": false", "\"byte_fallback\": true")),
+  CHECK_THROWS_WITH(load_json(replace(good, "\"use_regex\": false", "\"use_regex\": true")), Contains("use_regex"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"pre_tokenizer\"", "\"pre_tokenizer_\"")), Contains("pre_tokenizer"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"model\"", "\"model_\"")), Contains("model") && Contains("missing"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"type\": \"BPE\"", "\"type\": \"Unigram\"")), Contains("\"Unigram\""));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"byte_fallback\": false", "\"byte_fallback\": true")),
                     Contains("byte_fallback"));
-  CHECK_THROWS_WITH(load(replace(good, "\"continuing_subword_prefix\": null", "\"continuing_subword_prefix\": \"##\"")),
+  CHECK_THROWS_WITH(load_json(replace(good, "\"continuing_subword_prefix\": null", "\"continuing_subword_prefix\": \"##\"")),
                     Contains("continuing_subword_prefix"));
 
   // The vocabulary.
-  CHECK_THROWS_WITH(load(replace(good, "\"hello\": 259", "\"hello\": 258")), Contains("model.vocab") &&
+  CHECK_THROWS_WITH(load_json(replace(good, "\"hello\": 259", "\"hello\": 258")), Contains("model.vocab") &&
                                                                                Contains("used twice"));
-  CHECK_THROWS_WITH(load(replace(good, "\"hello\": 259", "\"hello\": 9999")), Contains("out of range"));
-  CHECK_THROWS_WITH(load(replace(good, "\"hello\": 259", "\"hello\": \"259\"")), Contains("expected an integer"));
-  CHECK_THROWS_WITH(load(replace(good, "\"hello\": 259", "\"hel lo\": 259")), Contains("byte-level alphabet"));
-  CHECK_THROWS_WITH(load(replace(good, "\"hello\": 259", "\"hell\\u00efo\": 259")), Contains("merges"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"hello\": 259", "\"hello\": 9999")), Contains("out of range"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"hello\": 259", "\"hello\": \"259\"")), Contains("expected an integer"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"hello\": 259", "\"hel lo\": 259")), Contains("byte-level alphabet"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"hello\": 259", "\"hell\\u00efo\": 259")), Contains("merges"));
   // The special tokens.
-  CHECK_THROWS_WITH(load(replace(good, "{\"id\": 264,", "{\"id\": 100,")), Contains("added_tokens") &&
+  CHECK_THROWS_WITH(load_json(replace(good, "{\"id\": 264,", "{\"id\": 100,")), Contains("added_tokens") &&
                                                                             Contains("right after"));
-  CHECK_THROWS_WITH(load(replace(good, "\"<|begin_of_text|>\"", "\"<|start|>\"")), Contains("<|begin_of_text|>"));
-  CHECK_THROWS_WITH(load(replace(good, "\"<|end_of_text|>\"", "\"<|begin_of_text|>\"")), Contains("twice"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"<|begin_of_text|>\"", "\"<|start|>\"")), Contains("<|begin_of_text|>"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"<|end_of_text|>\"", "\"<|begin_of_text|>\"")), Contains("twice"));
   // The merges.
-  CHECK_THROWS_WITH(load(replace(good, "\"h e\"", "\"h x e\"")), Contains("merge 0"));
-  CHECK_THROWS_WITH(load(replace(good, "\"h e\"", "\"e h\"")), Contains("merge 0") && Contains("into a token"));
-  CHECK_THROWS_WITH(load(replace(good, "\"h e\", \"l l\"", "\"l l\", \"h e\"")), Contains("rank order"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"h e\"", "\"h x e\"")), Contains("merge 0"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"h e\"", "\"e h\"")), Contains("merge 0") && Contains("into a token"));
+  CHECK_THROWS_WITH(load_json(replace(good, "\"h e\", \"l l\"", "\"l l\", \"h e\"")), Contains("rank order"));
 }

@@ -21,14 +21,10 @@ std::vector<std::string> pieces(const Splitter& split, std::string_view text) {
 
 std::vector<std::string> fast(std::string_view text) { return pieces(FastSplitter{}, text); }
 
-const Pcre2Splitter& reference() {
-  static const Pcre2Splitter s;
-  return s;
-}
 
 }  // namespace
 
-TEST_CASE("the PCRE2 reference compiles with JIT", "[split][pcre2]") { CHECK(reference().jit()); }
+TEST_CASE("the PCRE2 reference compiles with JIT", "[split][pcre2]") { CHECK(test::pcre2_reference().jit()); }
 
 TEST_CASE("split follows each alternative of Llama 3's pattern", "[split]") {
   using V = std::vector<std::string>;
@@ -60,14 +56,14 @@ TEST_CASE("split follows each alternative of Llama 3's pattern", "[split]") {
   for (const auto& [text, expected] : cases) {
     INFO(detail::quote(text));
     CHECK(fast(text) == expected);
-    CHECK(pieces(reference(), text) == expected);
+    CHECK(pieces(test::pcre2_reference(), text) == expected);
   }
 }
 
 TEST_CASE("PCRE2's own \\s would split U+180E differently: the reference spells \\s out", "[split][pcre2]") {
   const Pcre2Splitter plain(llama3_split_pattern);  // the pattern as Meta writes it, with PCRE2's \s
   CHECK(pieces(plain, "!\xE1\xA0\x8E") == std::vector<std::string>{"!", "\xE1\xA0\x8E"});
-  CHECK(pieces(reference(), "!\xE1\xA0\x8E") == std::vector<std::string>{"!\xE1\xA0\x8E"});
+  CHECK(pieces(test::pcre2_reference(), "!\xE1\xA0\x8E") == std::vector<std::string>{"!\xE1\xA0\x8E"});
   CHECK(fast("!\xE1\xA0\x8E") == std::vector<std::string>{"!\xE1\xA0\x8E"});
 }
 
@@ -75,7 +71,7 @@ TEST_CASE("the fast scanner equals the PCRE2 reference on every vector", "[split
   for (const auto& v : test::vectors()) {
     if (v.kind == test::Vector::decode) continue;
     INFO("vectors.jsonl line " << v.line);
-    REQUIRE(fast(v.text) == pieces(reference(), v.text));
+    REQUIRE(fast(v.text) == pieces(test::pcre2_reference(), v.text));
   }
 }
 
@@ -85,7 +81,7 @@ TEST_CASE("the fast scanner equals the PCRE2 reference on random text", "[split]
     const std::string text = test::random_text(rng, 40);
     INFO(detail::quote(text, 400));
     const auto a = fast(text);
-    REQUIRE(a == pieces(reference(), text));
+    REQUIRE(a == pieces(test::pcre2_reference(), text));
     std::string joined;
     for (const auto& p : a) {
       REQUIRE_FALSE(p.empty());
@@ -100,6 +96,6 @@ TEST_CASE("long runs split the same way and in linear time", "[split][pcre2]") {
     std::string text;
     while (text.size() < 200000) text += unit;
     INFO(detail::quote(unit));
-    REQUIRE(fast(text) == pieces(reference(), text));
+    REQUIRE(fast(text) == pieces(test::pcre2_reference(), text));
   }
 }

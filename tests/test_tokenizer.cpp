@@ -14,10 +14,6 @@ using Ids = std::vector<TokenId>;
 
 namespace {
 const Tokenizer& tok() { return test::llama3_tokenizer(); }
-const Pcre2Splitter& reference() {
-  static const Pcre2Splitter s;
-  return s;
-}
 // The text encoded in one piece, without Meta's chunking.
 Ids encode_unchunked(std::string_view text) {
   Ids out;
@@ -77,13 +73,13 @@ TEST_CASE("every tiktoken vector, with the fast scanner and with the PCRE2 refer
     switch (v.kind) {
       case test::Vector::encode:
         REQUIRE(tok().encode(v.text, false, false) == v.ids);
-        REQUIRE(tok().encode_with(reference(), v.text, false, false) == v.ids);
+        REQUIRE(tok().encode_with(test::pcre2_reference(), v.text, false, false) == v.ids);
         REQUIRE(tok().decode(v.ids) == v.text);
         ++n_encode;
         break;
       case test::Vector::encode_all_special:
         REQUIRE(tok().encode(v.text, false, false, SpecialSet::all()) == v.ids);
-        REQUIRE(tok().encode_with(reference(), v.text, false, false, SpecialSet::all()) == v.ids);
+        REQUIRE(tok().encode_with(test::pcre2_reference(), v.text, false, false, SpecialSet::all()) == v.ids);
         REQUIRE(tok().decode(v.ids) == v.text);
         ++n_encode;
         break;
@@ -136,7 +132,7 @@ TEST_CASE("decode(encode(text)) gives the text back", "[tokenizer]") {
     INFO(detail::quote(text, 400));
     const Ids ids = tok().encode(text, false, false);
     REQUIRE(tok().decode(ids) == text);
-    REQUIRE(tok().encode_with(reference(), text, false, false) == ids);
+    REQUIRE(tok().encode_with(test::pcre2_reference(), text, false, false) == ids);
     const Ids with_special = tok().encode(text, true, true, SpecialSet::all());
     REQUIRE(tok().decode(with_special) == "<|begin_of_text|>" + text + "<|end_of_text|>");
   }

@@ -11,6 +11,7 @@
 #include <simdjson.h>
 
 #include "llama3/tokenizer.hpp"
+#include "llama3/tokenizer/split_pcre2.hpp"
 
 namespace llama3::test {
 
@@ -46,6 +47,12 @@ inline std::string from_hex(std::string_view hex) {
   const auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
   return out;
+}
+
+// The split pattern through PCRE2: the reference the fast splitter is tested against.
+inline const Pcre2Splitter& pcre2_reference() {
+  static const Pcre2Splitter s;
+  return s;
 }
 
 inline const std::vector<Vector>& vectors() {
