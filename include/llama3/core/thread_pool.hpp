@@ -55,11 +55,22 @@ public:
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     take_tasks();
-    while (pending_.load(std::memory_order_acquire) != 0) LLAMA3_CPU_RELAX();
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) relax(spin);
     if (error_) std::rethrow_exception(error_);
   }
 
 private:
+  // A spin-wait step: a pause at first; after a few microseconds a yield, so that on a machine with more runnable
+  // threads than cores (other processes, or more threads than cores) the thread we wait for gets the core instead
+  // of waiting for our time slice to end. With nothing else to run, a yield returns at once.
+  static void relax(int spin) {
+    if (spin < 2048) {
+      LLAMA3_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+
   void take_tasks() {
     for (;;) {
       const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
@@ -77,7 +88,7 @@ private:
     std::uint64_t seen = 0;  // the generation at construction, whenever this thread gets to run
     for (;;) {
       // Spin a little for the next job, then sleep.
-      for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) LLAMA3_CPU_RELAX();
+      for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) relax(spin);
       generation_.wait(seen);
       seen = generation_.load(std::memory_order_acquire);
       if (stop_.load()) return;
