@@ -30,7 +30,9 @@ public:
   MappedFile() = default;
 
   explicit MappedFile(const std::filesystem::path& path, FileAccess access = FileAccess::map) : path_(path.string()) {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    // Non-blocking, so that opening a named pipe returns at once (a blocking open waits for a writer forever);
+    // what is not a regular file is refused before anything is read. O_NONBLOCK means nothing to regular files.
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) throw Error(path_, std::nullopt, "cannot open: " + std::string(std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -40,7 +42,8 @@ public:
     }
     if (!S_ISREG(st.st_mode)) {
       ::close(fd);
-      throw Error(path_, std::nullopt, "not a regular file");
+      throw Error(path_, std::nullopt, std::string("not a regular file but ") + file_kind(st.st_mode) +
+                                           ": expected a file of bytes");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0 && access == FileAccess::read) {
@@ -81,6 +84,15 @@ public:
   const std::string& path() const noexcept { return path_; }
 
 private:
+  static const char* file_kind(mode_t m) noexcept {
+    if (S_ISDIR(m)) return "a folder";
+    if (S_ISFIFO(m)) return "a named pipe";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "a special file";
+  }
+
   // Anonymous memory, 2 MiB-aligned so that the kernel can back it with huge pages, filled by read() and then made
   // read-only like a mapping.
   void read_into_memory(int fd) {
