@@ -3,9 +3,15 @@
 // torch._utils._rebuild_tensor_v2 from a persistent-id storage. It runs no code: the only globals it accepts are
 // those on the allow-list below, and every other global, opcode or malformed stream is an Error with its byte
 // offset. Values live in an arena owned by the reader, so even a hostile stream that builds cycles cannot leak.
+//
+// Memory is bounded by the stream's size: strings are views of the stream, None/True/False and () are shared,
+// and everything the machine holds (values, the stack, containers' items, the memo) is counted against a budget
+// of memory_budget(bytes) = 16 MiB + 4 x the stream; a stream that would take more is an Error, not gigabytes.
+// torch.save's pickles take about 10 bytes per byte of stream, and a few hundred KB at most (405B's shards).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <memory>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,7 +26,7 @@ namespace llama3::io::pickle {
 
 // A tensor as _rebuild_tensor_v2 describes it: a view of a storage (an entry of the archive).
 struct TensorRef {
-  std::string storage_key;
+  std::string_view storage_key;    // a view of the stream
   DType dtype = DType::f32;
   std::int64_t storage_numel = 0;  // elements, as the persistent id says
   std::int64_t offset = 0;         // in elements
@@ -29,19 +35,31 @@ struct TensorRef {
 };
 
 struct Value {
-  enum class Kind { none, boolean, integer, real, string, tuple, list, dict, global, storage, tensor };
+  enum class Kind : std::uint8_t { none, boolean, integer, real, string, tuple, list, dict, global, storage, tensor };
   Kind kind = Kind::none;
-  std::int64_t integer = 0;  // also the boolean
+  std::int64_t integer = 0;    // also the boolean
   double real = 0;
-  std::string string;        // string; global "module.name"; storage key
-  std::vector<Value*> items;                          // tuple, list
-  std::vector<std::pair<Value*, Value*>> entries;     // dict, in insertion order
-  TensorRef tensor;                                   // tensor; storage (key, dtype, numel)
+  std::string_view string;     // string (a view of the stream); global "module.name"
+  std::vector<Value*> items;   // tuple, list; dict: key, value, key, value ... in insertion order
+  TensorRef* tensor = nullptr; // tensor; storage (key, dtype, numel)
 };
+
+// The most memory a stream of `bytes` bytes may make the reader hold.
+inline std::size_t memory_budget(std::size_t bytes) noexcept {
+  return (std::size_t{16} << 20) + 4 * std::min<std::size_t>(bytes, std::size_t{1} << 60);
+}
 
 class Reader {
 public:
-  Reader(std::string_view bytes, std::string source) : bytes_(bytes), source_(std::move(source)) {}
+  Reader(std::string_view bytes, std::string source)
+      : bytes_(bytes), source_(std::move(source)), budget_(memory_budget(bytes.size())) {
+    none_.kind = Value::Kind::none;
+    true_.kind = false_.kind = Value::Kind::boolean;
+    true_.integer = 1;
+    empty_tuple_.kind = Value::Kind::tuple;
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   // Runs the stream to its STOP and returns the value it built (owned by this Reader).
   const Value* run() {
@@ -57,16 +75,15 @@ public:
       return v;
     };
     const auto text = [&](std::uint64_t n) {
-      need(static_cast<std::size_t>(std::min<std::uint64_t>(n, bytes_.size())));
-      if (n > bytes_.size() - pos) fail(pos, "string runs past the end");
-      std::string s(bytes_.substr(pos, static_cast<std::size_t>(n)));
+      if (n > bytes_.size() - pos) fail(pos, detail::cat("a string of ", n, " bytes runs past the end"));
+      const std::string_view s = bytes_.substr(pos, static_cast<std::size_t>(n));
       pos += static_cast<std::size_t>(n);
       return s;
     };
     const auto line = [&] {
       const std::size_t nl = bytes_.find('\n', pos);
       if (nl == std::string_view::npos) fail(pos, "unterminated line");
-      std::string s(bytes_.substr(pos, nl - pos));
+      const std::string_view s = bytes_.substr(pos, nl - pos);
       pos = nl + 1;
       return s;
     };
@@ -82,14 +99,13 @@ public:
           if (stack_.size() != 1 || !marks_.empty()) fail(op_at_, "STOP with a malformed stack");
           return pop();
         }
-        case '(': marks_.push_back(stack_.size()); break;  // MARK
-        case 'N': push(make(Value::Kind::none)); break;
-        case 0x88: case 0x89: {                           // NEWTRUE, NEWFALSE
-          Value* v = make(Value::Kind::boolean);
-          v->integer = op == 0x88;
-          push(v);
+        case '(':                                         // MARK
+          marks_.push_back(stack_.size());
+          charge_growth(marks_);
           break;
-        }
+        case 'N': push(&none_); break;
+        case 0x88: push(&true_); break;                   // NEWTRUE
+        case 0x89: push(&false_); break;                  // NEWFALSE
         case 'K': push_int(static_cast<std::int64_t>(le(1))); break;                       // BININT1
         case 'M': push_int(static_cast<std::int64_t>(le(2))); break;                       // BININT2
         case 'J': push_int(static_cast<std::int32_t>(static_cast<std::uint32_t>(le(4)))); break;  // BININT
@@ -114,18 +130,14 @@ public:
         case 'X': push_string(text(le(4))); break;        // BINUNICODE
         case 0x8c: push_string(text(le(1))); break;       // SHORT_BINUNICODE
         case 0x8d: push_string(text(le(8))); break;       // BINUNICODE8
-        case ')': push(make(Value::Kind::tuple)); break;  // EMPTY_TUPLE
+        case ')': push(&empty_tuple_); break;             // EMPTY_TUPLE (immutable: one for all)
         case ']': push(make(Value::Kind::list)); break;   // EMPTY_LIST
         case '}': push(make(Value::Kind::dict)); break;   // EMPTY_DICT
         case 't': case 'l': case 'd': {                   // TUPLE, LIST, DICT from the last MARK
           std::vector<Value*> items = pop_mark();
+          if (op == 'd' && items.size() % 2) fail(op_at_, "DICT with an odd number of items");
           Value* v = make(op == 't' ? Value::Kind::tuple : op == 'l' ? Value::Kind::list : Value::Kind::dict);
-          if (op == 'd') {
-            if (items.size() % 2) fail(op_at_, "DICT with an odd number of items");
-            for (std::size_t i = 0; i < items.size(); i += 2) v->entries.emplace_back(items[i], items[i + 1]);
-          } else {
-            v->items = std::move(items);
-          }
+          v->items = std::move(items);
           push(v);
           break;
         }
@@ -134,6 +146,7 @@ public:
           if (stack_.size() < n + floor()) fail(op_at_, "TUPLE with too few items");
           Value* v = make(Value::Kind::tuple);
           v->items.assign(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+          charge(n * sizeof(Value*));
           stack_.resize(stack_.size() - n);
           push(v);
           break;
@@ -144,8 +157,8 @@ public:
         case 'h': memo_get(le(1)); break;                 // BINGET
         case 'j': memo_get(le(4)); break;                 // LONG_BINGET
         case 'c': {                                       // GLOBAL module\nname\n
-          std::string module = line();
-          std::string name = line();
+          const std::string_view module = line();
+          const std::string_view name = line();
           push(global(module, name));
           break;
         }
@@ -168,25 +181,23 @@ public:
         case 's': {                                       // SETITEM
           Value* value = pop();
           Value* key = pop();
-          dict_at_top()->entries.emplace_back(key, value);
+          append(dict_at_top(), {key, value});
           break;
         }
         case 'u': {                                       // SETITEMS
           std::vector<Value*> items = pop_mark();
           if (items.size() % 2) fail(op_at_, "SETITEMS with an odd number of items");
-          Value* d = dict_at_top();
-          for (std::size_t i = 0; i < items.size(); i += 2) d->entries.emplace_back(items[i], items[i + 1]);
+          append(dict_at_top(), items);
           break;
         }
         case 'a': {                                       // APPEND
           Value* v = pop();
-          list_at_top()->items.push_back(v);
+          append(list_at_top(), {v});
           break;
         }
         case 'e': {                                       // APPENDS
           std::vector<Value*> items = pop_mark();
-          Value* l = list_at_top();
-          l->items.insert(l->items.end(), items.begin(), items.end());
+          append(list_at_top(), items);
           break;
         }
         default:
@@ -196,18 +207,35 @@ public:
     }
   }
 
+  // What the reader holds, as counted against the budget.
+  std::size_t bytes_held() const noexcept { return held_; }
+
 private:
   [[noreturn]] void fail(std::size_t offset, const std::string& what) const {
     throw Error(source_, offset, "pickle: " + what);
   }
 
+  // Counts `bytes` more against the budget before they are allocated.
+  void charge(std::size_t bytes) {
+    held_ += bytes;
+    if (held_ > budget_) {
+      fail(op_at_, detail::cat("unpickling would hold more than ", budget_ >> 20, " MiB for a stream of ",
+                               bytes_.size(), " bytes: not a state dict as torch.save writes it"));
+    }
+  }
+  // A vector that just grew past its capacity is charged its new capacity's growth.
+  template <class V>
+  void charge_growth(const V& v) {
+    if (v.size() == v.capacity()) charge(v.capacity() * sizeof(typename V::value_type) + 64);
+  }
+
   Value* make(Value::Kind k) {
-    arena_.push_back(std::make_unique<Value>());
-    arena_.back()->kind = k;
-    return arena_.back().get();
+    charge(sizeof(Value));
+    arena_.emplace_back().kind = k;
+    return &arena_.back();
   }
   void push(Value* v) {
-    if (stack_.size() > (1u << 24)) fail(op_at_, "stack too deep");
+    charge_growth(stack_);
     stack_.push_back(v);
   }
   void push_int(std::int64_t i) {
@@ -215,10 +243,14 @@ private:
     v->integer = i;
     push(v);
   }
-  void push_string(std::string s) {
+  void push_string(std::string_view s) {
     Value* v = make(Value::Kind::string);
-    v->string = std::move(s);
+    v->string = s;
     push(v);
+  }
+  void append(Value* container, const std::vector<Value*>& items) {
+    charge(2 * items.size() * sizeof(Value*));  // with the vector's slack
+    container->items.insert(container->items.end(), items.begin(), items.end());
   }
   std::size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
   Value* pop() {
@@ -231,6 +263,7 @@ private:
     if (marks_.empty()) fail(op_at_, "no MARK to pop to");
     const std::size_t m = marks_.back();
     marks_.pop_back();
+    charge((stack_.size() - m) * sizeof(Value*));
     std::vector<Value*> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
     stack_.resize(m);
     return items;
@@ -249,7 +282,11 @@ private:
     if (l->kind != Value::Kind::list) fail(op_at_, "APPEND(S) on something that is not a list");
     return l;
   }
-  void memo_put(std::uint64_t index) { memo_[index] = top(); }
+  void memo_put(std::uint64_t index) {
+    Value* v = top();
+    if (!memo_.contains(index)) charge(64);  // a node of the hash map
+    memo_[index] = v;
+  }
   void memo_get(std::uint64_t index) {
     const auto it = memo_.find(index);
     if (it == memo_.end()) fail(op_at_, detail::cat("memo entry ", index, " was never stored"));
@@ -257,20 +294,25 @@ private:
   }
 
   // The allow-list. Storage classes name the element type of a persistent-id storage.
-  Value* global(const std::string& module, const std::string& name) {
-    static const char* const allowed[] = {"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
-                                          "collections.OrderedDict",         "torch.FloatStorage",
-                                          "torch.BFloat16Storage",           "torch.HalfStorage"};
-    const std::string full = module + "." + name;
-    for (const char* a : allowed) {
-      if (full == a) {
+  Value* global(std::string_view module, std::string_view name) {
+    static constexpr std::string_view allowed[] = {
+        "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "collections.OrderedDict",
+        "torch.FloatStorage", "torch.BFloat16Storage", "torch.HalfStorage"};
+    for (const std::string_view a : allowed) {
+      if (a.size() == module.size() + 1 + name.size() && a.starts_with(module) && a[module.size()] == '.' &&
+          a.ends_with(name)) {
         Value* v = make(Value::Kind::global);
-        v->string = full;
+        v->string = a;
         return v;
       }
     }
-    fail(op_at_, "global " + detail::quote(full, 100) +
+    fail(op_at_, "global " + detail::quote(std::string(module) + "." + std::string(name), 100) +
                      " is not on the allow-list (a checkpoint must never run code; expected torch tensors only)");
+  }
+
+  TensorRef* make_tensor(const TensorRef& from) {
+    charge(sizeof(TensorRef) + max_tensor_rank * sizeof(std::int64_t));
+    return &tensors_.emplace_back(from);
   }
 
   // ('storage', <storage class>, key, location, numel)
@@ -280,20 +322,22 @@ private:
         pid->items[2]->kind != Value::Kind::string || pid->items[4]->kind != Value::Kind::integer) {
       fail(op_at_, "persistent id is not ('storage', <type>, key, location, numel)");
     }
-    const std::string& type = pid->items[1]->string;
-    Value* s = make(Value::Kind::storage);
+    const std::string_view type = pid->items[1]->string;
+    TensorRef t;
     if (type == "torch.FloatStorage") {
-      s->tensor.dtype = DType::f32;
+      t.dtype = DType::f32;
     } else if (type == "torch.BFloat16Storage") {
-      s->tensor.dtype = DType::bf16;
+      t.dtype = DType::bf16;
     } else if (type == "torch.HalfStorage") {
-      s->tensor.dtype = DType::f16;
+      t.dtype = DType::f16;
     } else {
-      fail(op_at_, "storage type " + type + " is not float32, bfloat16 or float16");
+      fail(op_at_, "storage type " + std::string(type) + " is not float32, bfloat16 or float16");
     }
-    s->tensor.storage_key = pid->items[2]->string;
-    s->tensor.storage_numel = pid->items[4]->integer;
-    if (s->tensor.storage_numel < 0) fail(op_at_, "negative storage size");
+    t.storage_key = pid->items[2]->string;
+    t.storage_numel = pid->items[4]->integer;
+    if (t.storage_numel < 0) fail(op_at_, "negative storage size");
+    Value* s = make(Value::Kind::storage);
+    s->tensor = make_tensor(t);
     return s;
   }
 
@@ -301,7 +345,7 @@ private:
     if (callable->kind != Value::Kind::global || args->kind != Value::Kind::tuple) {
       fail(op_at_, "REDUCE needs an allowed global and a tuple of arguments");
     }
-    const std::string& f = callable->string;
+    const std::string_view f = callable->string;
     const auto& a = args->items;
     if (f == "collections.OrderedDict") {
       if (!a.empty()) fail(op_at_, "OrderedDict with arguments");
@@ -316,28 +360,33 @@ private:
           a[2]->kind != Value::Kind::tuple || a[3]->kind != Value::Kind::tuple || a[2]->items.size() != a[3]->items.size()) {
         fail(op_at_, "_rebuild_tensor_v2 arguments are not (storage, offset, size, stride, ...)");
       }
-      Value* t = make(Value::Kind::tensor);
-      t->tensor = a[0]->tensor;
-      t->tensor.offset = a[1]->integer;
       if (a[2]->items.size() > static_cast<std::size_t>(max_tensor_rank)) fail(op_at_, "tensor of more than 4 dimensions");
+      TensorRef t = *a[0]->tensor;
+      t.offset = a[1]->integer;
       for (std::size_t i = 0; i < a[2]->items.size(); ++i) {
         const Value* d = a[2]->items[i];
         const Value* s = a[3]->items[i];
         if (d->kind != Value::Kind::integer || s->kind != Value::Kind::integer || d->integer < 0) {
           fail(op_at_, "tensor size and stride must be non-negative integers");
         }
-        t->tensor.shape.push_back(d->integer);
-        t->tensor.stride.push_back(s->integer);
+        t.shape.push_back(d->integer);
+        t.stride.push_back(s->integer);
       }
-      return t;
+      Value* v = make(Value::Kind::tensor);
+      v->tensor = make_tensor(t);
+      return v;
     }
-    fail(op_at_, "cannot call " + f);
+    fail(op_at_, "cannot call " + std::string(f));
   }
 
   std::string_view bytes_;
   std::string source_;
+  std::size_t budget_;
+  std::size_t held_ = 0;
   std::size_t op_at_ = 0;
-  std::vector<std::unique_ptr<Value>> arena_;
+  Value none_, true_, false_, empty_tuple_;  // immutable, shared by every reference
+  std::deque<Value> arena_;
+  std::deque<TensorRef> tensors_;
   std::vector<Value*> stack_;
   std::vector<std::size_t> marks_;
   std::unordered_map<std::uint64_t, Value*> memo_;

@@ -1,10 +1,13 @@
 #pragma once
 // The part of ZIP that torch.save writes: stored (uncompressed) entries, zip64 included (shards of 70B models pass
-// 4 GB), found through the central directory. Every offset and size is checked against the file.
+// 4 GB), found through the central directory. Every offset and size is checked against the file, and no two
+// entries, nor an entry and the central directory, may share a byte: each byte means one thing.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "llama3/core/error.hpp"
 
@@ -13,6 +16,7 @@ namespace llama3::io {
 struct ZipEntry {
   std::uint64_t offset = 0;  // of the entry's data in the archive
   std::uint64_t size = 0;
+  std::uint64_t header = 0;  // of its local header
 };
 
 class ZipReader {
@@ -99,8 +103,30 @@ private:
         fail(local, "entry " + detail::quote(name, 80) + detail::cat(": data [", data, ", +", size,
                                                                      ") runs past the end of the file"));
       }
-      if (!entries_.emplace(name, ZipEntry{data, size}).second) fail(at, "entry " + detail::quote(name, 80) + " twice");
+      if (!entries_.emplace(name, ZipEntry{data, size, local}).second) fail(at, "entry " + detail::quote(name, 80) + " twice");
       at += 46 + name_len + extra_len + comment_len;
+    }
+    check_disjoint(cd_offset, cd_size);
+  }
+
+  // Each entry from its local header to the end of its data, and the central directory, lie apart.
+  void check_disjoint(std::uint64_t cd_offset, std::uint64_t cd_size) const {
+    struct Span {
+      std::uint64_t begin, end;
+      const std::string* name;  // nullptr: the central directory
+    };
+    std::vector<Span> spans;
+    spans.reserve(entries_.size() + 1);
+    for (const auto& [name, e] : entries_) spans.push_back({e.header, e.offset + e.size, &name});
+    spans.push_back({cd_offset, cd_offset + cd_size, nullptr});
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+    const auto what = [](const Span& s) { return s.name ? "entry " + detail::quote(*s.name, 80) : std::string("the central directory"); };
+    for (std::size_t i = 1; i < spans.size(); ++i) {
+      if (spans[i].begin < spans[i - 1].end) {
+        fail(spans[i].begin, what(spans[i - 1]) + detail::cat(" [", spans[i - 1].begin, ", ", spans[i - 1].end,
+                                                               ") and ") + what(spans[i]) +
+                                 detail::cat(" [", spans[i].begin, ", ", spans[i].end, ") overlap"));
+      }
     }
   }
 
