@@ -49,7 +49,7 @@ GgufStrings read_gguf_vocab(const fs::path& path) {
     if (!v || v->type != io::GgufType::array || v->item_type != io::GgufType::string) {
       throw std::runtime_error(path.string() + ": " + key + " is not a string array");
     }
-    for (const auto& item : v->items) list->emplace_back(item.s);
+    for (const std::string_view item : v->strings()) list->emplace_back(item);
   }
   return out;
 }

@@ -3,6 +3,14 @@
 // tensors left in the mapped file. Every length, count, offset and shape is checked against the file before use:
 // a hostile file gets an llama3::Error naming the byte offset, never a read past the end.
 //
+// What llama.cpp's reader requires, we require: the tensors' data follow one another in the order of the table,
+// each at the end of the one before rounded up to the alignment, so every byte of the data belongs to one tensor;
+// a tensor whose declared type or shape disagrees with its bytes moves the next one's expected offset and is an
+// Error, not garbage (and bytes after the last tensor are one too). Arrays are not nested (llama.cpp reads none).
+// Memory stays in proportion to the file: strings and arrays are views of it, read when asked for (a metadata
+// array the loader never asks for costs nothing), and the metadata and tensor tables hold a few dozen bytes per
+// entry, each of which takes at least 13 bytes of the file.
+//
 // Layout: "GGUF", u32 version, u64 n_tensors, u64 n_kv; n_kv x (string key, u32 type, value); n_tensors x (string
 // name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset); padding to the alignment (general.alignment, 32 by
 // default); the data. ne[0] is the innermost dimension, so ne = [in, out] is our Shape {out, in}.
@@ -29,29 +37,90 @@ enum class GgufType : std::uint32_t {
   i64 = 11, f64 = 12
 };
 
+// Bytes per item of a fixed-size value type; 0 for strings and arrays.
+inline std::uint64_t gguf_type_size(GgufType t) noexcept {
+  switch (t) {
+    case GgufType::u8: case GgufType::i8: case GgufType::boolean: return 1;
+    case GgufType::u16: case GgufType::i16: return 2;
+    case GgufType::u32: case GgufType::i32: case GgufType::f32: return 4;
+    case GgufType::u64: case GgufType::i64: case GgufType::f64: return 8;
+    case GgufType::string: case GgufType::array: return 0;
+  }
+  return 0;
+}
+
 struct GgufValue {
   GgufType type = GgufType::u8;
   GgufType item_type = GgufType::u8;  // arrays
+  std::uint64_t count = 0;            // arrays: the number of items
   std::uint64_t u = 0;                // unsigned and bool values; signed ones too when not negative
   std::int64_t i = 0;                 // integer values
   double f = 0;                       // every number
-  std::string_view s;                 // strings (inside the mapped file)
-  std::vector<GgufValue> items;       // arrays
+  std::string_view s;                 // strings; arrays: the items' bytes (both inside the mapped file)
 
-  bool is_integer() const noexcept { return type <= GgufType::i32 || type == GgufType::u64 || type == GgufType::i64; }
+  bool is_integer() const noexcept { return is_integer_type(type); }
+  static bool is_integer_type(GgufType t) noexcept {
+    return t <= GgufType::i32 || t == GgufType::u64 || t == GgufType::i64;
+  }
+  bool is_array_of(GgufType t) const noexcept { return type == GgufType::array && item_type == t; }
+
+  // The items of an array of strings, as views of the file (the reader checked their lengths).
+  std::vector<std::string_view> strings() const {
+    std::vector<std::string_view> out;
+    if (!is_array_of(GgufType::string)) return out;
+    out.reserve(static_cast<std::size_t>(count));
+    for (std::size_t at = 0; out.size() < count;) {
+      std::uint64_t n;
+      std::memcpy(&n, s.data() + at, 8);
+      out.push_back(s.substr(at + 8, static_cast<std::size_t>(n)));
+      at += 8 + static_cast<std::size_t>(n);
+    }
+    return out;
+  }
+  // The items of an array of integers (empty for any other array).
+  std::vector<std::int64_t> integers() const {
+    std::vector<std::int64_t> out;
+    if (type != GgufType::array || !is_integer_type(item_type)) return out;
+    out.resize(static_cast<std::size_t>(count));
+    const std::size_t size = static_cast<std::size_t>(gguf_type_size(item_type));
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      const char* p = s.data() + k * size;
+      switch (item_type) {
+        case GgufType::u8: out[k] = static_cast<unsigned char>(*p); break;
+        case GgufType::i8: out[k] = static_cast<signed char>(*p); break;
+        case GgufType::u16: out[k] = load<std::uint16_t>(p); break;
+        case GgufType::i16: out[k] = load<std::int16_t>(p); break;
+        case GgufType::u32: out[k] = load<std::uint32_t>(p); break;
+        case GgufType::i32: out[k] = load<std::int32_t>(p); break;
+        case GgufType::u64: out[k] = static_cast<std::int64_t>(load<std::uint64_t>(p)); break;
+        default: out[k] = load<std::int64_t>(p); break;
+      }
+    }
+    return out;
+  }
+
+private:
+  template <class T>
+  static T load(const char* p) noexcept {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
 };
 
 struct GgufFile {
   std::uint32_t version = 0;
   std::uint64_t alignment = 32;
   std::uint64_t data_offset = 0;  // where the tensor data starts
-  std::map<std::string, GgufValue, std::less<>> metadata;  // strings view the file, which `owner` keeps alive
+  // Sorted by key; keys and values view the file, which `owner` keeps alive.
+  std::vector<std::pair<std::string_view, GgufValue>> metadata;
   TensorMap tensors;
   std::shared_ptr<const void> owner;
 
   const GgufValue* find(std::string_view key) const {
-    const auto it = metadata.find(key);
-    return it == metadata.end() ? nullptr : &it->second;
+    const auto it = std::lower_bound(metadata.begin(), metadata.end(), key,
+                                     [](const auto& kv, std::string_view k) { return kv.first < k; });
+    return it != metadata.end() && it->first == key ? &it->second : nullptr;
   }
 };
 
@@ -116,18 +185,19 @@ public:
     return s;
   }
 
-  GgufValue value(GgufType type, int depth, const char* what) {
+  // A value of `type` at the current position; arrays and strings stay views of the file.
+  GgufValue value(GgufType type, const char* what) {
     GgufValue v;
     v.type = type;
     const std::uint64_t at = pos_;
     switch (type) {
-      case GgufType::u8: v.u = read<std::uint8_t>(what); v.i = static_cast<std::int64_t>(v.u); v.f = static_cast<double>(v.u); break;
+      case GgufType::u8: v.u = read<std::uint8_t>(what); break;
       case GgufType::i8: v.i = read<std::int8_t>(what); break;
-      case GgufType::u16: v.u = read<std::uint16_t>(what); v.i = static_cast<std::int64_t>(v.u); v.f = static_cast<double>(v.u); break;
+      case GgufType::u16: v.u = read<std::uint16_t>(what); break;
       case GgufType::i16: v.i = read<std::int16_t>(what); break;
-      case GgufType::u32: v.u = read<std::uint32_t>(what); v.i = static_cast<std::int64_t>(v.u); v.f = static_cast<double>(v.u); break;
+      case GgufType::u32: v.u = read<std::uint32_t>(what); break;
       case GgufType::i32: v.i = read<std::int32_t>(what); break;
-      case GgufType::u64: v.u = read<std::uint64_t>(what); v.i = static_cast<std::int64_t>(v.u); v.f = static_cast<double>(v.u); break;
+      case GgufType::u64: v.u = read<std::uint64_t>(what); break;
       case GgufType::i64: v.i = read<std::int64_t>(what); break;
       case GgufType::f32: v.f = read<float>(what); break;
       case GgufType::f64: v.f = read<double>(what); break;
@@ -139,15 +209,25 @@ public:
       }
       case GgufType::string: v.s = string(what); break;
       case GgufType::array: {
-        if (depth >= 4) fail(at, detail::cat(what, ": arrays nested more than 4 deep"));
         const auto item = read<std::uint32_t>(what);
+        if (item == static_cast<std::uint32_t>(GgufType::array)) {
+          fail(at, detail::cat(what, ": an array of arrays (llama.cpp reads none)"));
+        }
         if (item > static_cast<std::uint32_t>(GgufType::f64)) fail(at, detail::cat(what, ": unknown array item type ", item));
         v.item_type = static_cast<GgufType>(item);
-        const std::uint64_t n = read<std::uint64_t>(what);
-        // Every item takes at least one byte: a count beyond the bytes left is a lie, not a reason to allocate.
-        if (n > left()) fail(at, detail::cat(what, ": an array of ", n, " items cannot fit in the ", left(), " bytes left"));
-        v.items.reserve(static_cast<std::size_t>(n));
-        for (std::uint64_t k = 0; k < n; ++k) v.items.push_back(value(v.item_type, depth + 1, what));
+        v.count = read<std::uint64_t>(what);
+        const std::uint64_t begin = pos_;
+        if (const std::uint64_t size = gguf_type_size(v.item_type)) {
+          if (v.count > left() / size) {
+            fail(at, detail::cat(what, ": an array of ", v.count, " items of ", size, " bytes cannot fit in the ", left(),
+                                 " bytes left"));
+          }
+          pos_ += v.count * size;
+        } else {  // strings: each length checked, nothing kept
+          if (v.count > left() / 8) fail(at, detail::cat(what, ": an array of ", v.count, " strings cannot fit in the file"));
+          for (std::uint64_t k = 0; k < v.count; ++k) string(what);
+        }
+        v.s = b_.substr(static_cast<std::size_t>(begin), static_cast<std::size_t>(pos_ - begin));
         return v;
       }
       default: fail(at, detail::cat(what, ": unknown value type ", static_cast<std::uint32_t>(type)));
@@ -155,6 +235,9 @@ public:
     if (type == GgufType::i8 || type == GgufType::i16 || type == GgufType::i32 || type == GgufType::i64) {
       v.f = static_cast<double>(v.i);
       v.u = v.i >= 0 ? static_cast<std::uint64_t>(v.i) : 0;
+    } else if (type != GgufType::f32 && type != GgufType::f64) {
+      v.i = static_cast<std::int64_t>(v.u);
+      v.f = static_cast<double>(v.u);
     }
     return v;
   }
@@ -182,13 +265,28 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
   if (n_kv > r.left() / 13) r.fail(16, detail::cat(n_kv, " metadata pairs cannot fit in the file"));
   if (n_tensors > r.left() / 24) r.fail(8, detail::cat(n_tensors, " tensors cannot fit in the file"));
 
+  g.metadata.reserve(static_cast<std::size_t>(n_kv));
+  std::vector<std::uint64_t> kv_at;  // where each pair starts, for errors
   for (std::uint64_t k = 0; k < n_kv; ++k) {
     const std::uint64_t at = r.pos();
-    const std::string key(r.string("a metadata key"));
+    const std::string_view key = r.string("a metadata key");
     const auto type = r.read<std::uint32_t>("a metadata type");
     if (type > static_cast<std::uint32_t>(GgufType::f64)) r.fail(at, detail::cat("metadata ", detail::quote(key, 80), ": unknown type ", type));
-    GgufValue v = r.value(static_cast<GgufType>(type), 0, "a metadata value");
-    if (!g.metadata.emplace(key, std::move(v)).second) r.fail(at, "metadata key " + detail::quote(key, 80) + " appears twice");
+    g.metadata.emplace_back(key, r.value(static_cast<GgufType>(type), "a metadata value"));
+    kv_at.push_back(at);
+  }
+  {
+    std::vector<std::size_t> order(g.metadata.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return g.metadata[a].first < g.metadata[b].first;
+    });
+    for (std::size_t k = 1; k < order.size(); ++k) {
+      if (g.metadata[order[k]].first == g.metadata[order[k - 1]].first) {
+        r.fail(kv_at[order[k]], "metadata key " + detail::quote(g.metadata[order[k]].first, 80) + " appears twice");
+      }
+    }
+    std::sort(g.metadata.begin(), g.metadata.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   }
   if (const GgufValue* a = g.find("general.alignment")) {
     if (!a->is_integer() || a->u == 0 || (a->u & (a->u - 1)) != 0 || a->u > 65536) {
@@ -198,17 +296,18 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
   }
 
   struct Info {
-    std::string name;
+    std::string_view name;
     Shape shape;
     DType dtype;
     std::uint64_t offset, bytes, at;
   };
   std::vector<Info> infos;
+  infos.reserve(static_cast<std::size_t>(n_tensors));
   for (std::uint64_t t = 0; t < n_tensors; ++t) {
     const std::uint64_t at = r.pos();
     Info info;
     info.at = at;
-    info.name = std::string(r.string("a tensor name"));
+    info.name = r.string("a tensor name");
     const auto bad = [&](const std::string& what) { r.fail(at, "tensor " + detail::quote(info.name, 120) + ": " + what); };
     const auto n_dims = r.read<std::uint32_t>("a tensor's dimension count");
     if (n_dims == 0 || n_dims > static_cast<std::uint32_t>(max_tensor_rank)) bad(detail::cat(n_dims, " dimensions: 1 to 4 are read"));
@@ -235,27 +334,31 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
     if (blocks > (std::uint64_t{1} << 50) / dtype_block_bytes(info.dtype)) bad("shape " + info.shape.str() + " is absurd");
     info.bytes = blocks * dtype_block_bytes(info.dtype);
     info.offset = r.read<std::uint64_t>("a tensor's offset");
-    if (info.offset % g.alignment != 0) bad(detail::cat("offset ", info.offset, " is not a multiple of the alignment ", g.alignment));
     infos.push_back(std::move(info));
   }
   g.data_offset = (r.pos() + g.alignment - 1) / g.alignment * g.alignment;
   if (n_tensors > 0 && g.data_offset > bytes.size()) r.fail(r.pos(), "the file ends before the tensor data");
   const std::uint64_t data_size = n_tensors > 0 ? bytes.size() - g.data_offset : 0;
 
-  std::vector<const Info*> by_offset;
+  // Each tensor where the one before it ends, rounded up to the alignment (all sizes are under 2^50 bytes).
+  std::uint64_t expected = 0, end = 0;
   for (const Info& info : infos) {
-    if (info.offset > data_size || info.bytes > data_size - info.offset) {
+    if (info.offset != expected) {
+      r.fail(info.at, detail::cat("tensor ", detail::quote(info.name, 120), " has offset ", info.offset, ", expected ",
+                                  expected, " (the end of the tensor before it, aligned to ", g.alignment,
+                                  "): the tensors must follow one another, so a type or shape before it disagrees "
+                                  "with its bytes"));
+    }
+    if (info.bytes > data_size - std::min(data_size, info.offset)) {
       r.fail(info.at, detail::cat("tensor ", detail::quote(info.name, 120), ": its ", info.bytes, " bytes at offset ",
                                   info.offset, " run past the end of the data (", data_size, " bytes)"));
     }
-    by_offset.push_back(&info);
+    end = info.offset + info.bytes;
+    expected = (end + g.alignment - 1) / g.alignment * g.alignment;
   }
-  std::sort(by_offset.begin(), by_offset.end(), [](const Info* a, const Info* b) { return a->offset < b->offset; });
-  for (std::size_t k = 1; k < by_offset.size(); ++k) {
-    if (by_offset[k]->offset < by_offset[k - 1]->offset + by_offset[k - 1]->bytes) {
-      r.fail(by_offset[k]->at, "tensors " + detail::quote(by_offset[k - 1]->name, 120) + " and " +
-                                   detail::quote(by_offset[k]->name, 120) + " overlap");
-    }
+  if (n_tensors > 0 && data_size > std::max(end, expected)) {
+    r.fail(g.data_offset + end, detail::cat(data_size - expected, " bytes after the last tensor's data: the tensor "
+                                            "table does not account for the file (a type or shape is wrong)"));
   }
   for (const Info& info : infos) {
     RawTensor t;
@@ -265,7 +368,9 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
     t.owner = owner;
     t.file = source;
     t.offset = g.data_offset + info.offset;
-    if (!g.tensors.emplace(info.name, std::move(t)).second) r.fail(info.at, "tensor " + detail::quote(info.name, 120) + " appears twice");
+    if (!g.tensors.emplace(std::string(info.name), std::move(t)).second) {
+      r.fail(info.at, "tensor " + detail::quote(info.name, 120) + " appears twice");
+    }
   }
   return g;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "llama3/core/error.hpp"
 #include "llama3/io/gguf.hpp"
@@ -68,29 +69,30 @@ inline TokenizerVocab read_gguf_vocab(const io::GgufFile& g, const std::string& 
                        ": only Llama 3's split (\"llama-bpe\") is supported");
     }
   }
-  const io::GgufValue* tokens = string_array(g, "tokenizer.ggml.tokens", source, true);
-  const std::size_t n = tokens->items.size();
+  const std::vector<std::string_view> tokens = string_array(g, "tokenizer.ggml.tokens", source, true)->strings();
+  const std::size_t n = tokens.size();
   if (n == 0) fail(source, "tokenizer.ggml.tokens is empty");
 
-  const io::GgufValue* types = g.find("tokenizer.ggml.token_type");
-  if (types && (types->type != io::GgufType::array || types->items.size() != n ||
-                (!types->items.empty() && !types->items[0].is_integer()))) {
+  const io::GgufValue* type_array = g.find("tokenizer.ggml.token_type");
+  if (type_array && (type_array->type != io::GgufType::array || type_array->count != n ||
+                     !io::GgufValue::is_integer_type(type_array->item_type))) {
     fail(source, detail::cat("tokenizer.ggml.token_type: expected ", n, " integers, one per token"));
   }
+  const std::vector<std::int64_t> types = type_array ? type_array->integers() : std::vector<std::int64_t>{};
   constexpr std::int64_t normal = 1;
   const auto is_special = [&](std::size_t i) {
-    if (types) return types->items[i].i != normal;
+    if (type_array) return types[i] != normal;
     // Without types, the special tokens are the trailing run spelled <|...|>.
-    const std::string_view s = tokens->items[i].s;
+    const std::string_view s = tokens[i];
     return s.size() > 4 && s.substr(0, 2) == "<|" && s.substr(s.size() - 2) == "|>";
   };
   std::size_t n_mergeable = n;
-  if (types) {
+  if (type_array) {
     while (n_mergeable > 0 && is_special(n_mergeable - 1)) --n_mergeable;
     for (std::size_t i = 0; i < n_mergeable; ++i) {
       if (is_special(i)) {
-        fail(source, detail::cat("tokenizer.ggml.token_type[", i, "] is ", types->items[i].i, " (", 
-                                 detail::quote(tokens->items[i].s), ") among the normal tokens: Llama 3 puts its "
+        fail(source, detail::cat("tokenizer.ggml.token_type[", i, "] is ", types[i], " (", detail::quote(tokens[i]),
+                                 ") among the normal tokens: Llama 3 puts its "
                                  "special tokens after all the BPE tokens"));
       }
     }
@@ -102,7 +104,7 @@ inline TokenizerVocab read_gguf_vocab(const io::GgufFile& g, const std::string& 
   out.n_mergeable = n_mergeable;
   out.tokens.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string_view s = tokens->items[i].s;
+    const std::string_view s = tokens[i];
     if (s.empty()) fail(source, detail::cat("tokenizer.ggml.tokens[", i, "] is empty"));
     if (i >= n_mergeable) {
       out.tokens[i] = std::string(s);
@@ -120,8 +122,9 @@ inline void check_gguf_merges(const io::GgufFile& g, const Vocabulary& vocab, co
   const io::GgufValue* merges = string_array(g, "tokenizer.ggml.merges", source, false);
   if (!merges) return;
   detail::MergeOrder order;
-  for (std::size_t i = 0; i < merges->items.size(); ++i) {
-    const std::string_view s = merges->items[i].s;
+  const std::vector<std::string_view> items = merges->strings();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string_view s = items[i];
     const auto what = [&] { return detail::cat("tokenizer.ggml.merges[", i, "]"); };
     const std::size_t space = s.find(' ');
     if (space == std::string_view::npos || s.find(' ', space + 1) != std::string_view::npos) {
