@@ -2,9 +2,9 @@
 // Reader of the safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of JSON
 //   {"name": {"dtype": "BF16", "shape": [r, c], "data_offsets": [begin, end]}, ..., "__metadata__": {...}}
 // and the tensor bytes, offsets counted from the end of the header. The file is mapped; tensors are views.
-// Everything in the header is checked: a length past the end of the file, offsets out of range or overlapping,
-// sizes that disagree with dtype x shape, absurd shapes and dtypes we do not read are Errors naming the file and
-// the tensor.
+// Everything in the header is checked: a length past the end of the file, offsets out of range, overlapping or
+// leaving bytes to no tensor, sizes that disagree with dtype x shape, absurd shapes, repeated keys and dtypes we do
+// not read are Errors naming the file and the tensor.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +16,7 @@
 
 #include <simdjson.h>
 
+#include "llama3/core/json_parse.hpp"
 #include "llama3/core/mapped_file.hpp"
 #include "llama3/io/raw_tensor.hpp"
 
@@ -49,6 +50,7 @@ inline TensorMap read_safetensors(std::string_view bytes, std::shared_ptr<const 
   if (const auto err = parser.parse(header.data(), header.size()).get(root)) {
     fail(8, std::string("malformed JSON header: ") + simdjson::error_message(err));
   }
+  json::check_unique_keys(root, source + " (header)");
   simdjson::dom::object tensors;
   if (root.get_object().get(tensors)) fail(8, "the JSON header is not an object");
 
@@ -100,12 +102,25 @@ inline TensorMap read_safetensors(std::string_view bytes, std::shared_ptr<const 
     t.offset = data_start + begin;
     if (!out.emplace(name, std::move(t)).second) bad("named twice");
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
-  for (std::size_t i = 1; i < spans.size(); ++i) {
-    if (spans[i].begin < spans[i - 1].end) {
+  // As the reference reader (the safetensors crate) requires: in the order of their offsets, the tensors follow
+  // one another from the start of the data to its end, so each byte belongs to exactly one tensor.
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  std::uint64_t expected = 0;
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    if (spans[i].begin < expected) {
       fail(8, "tensors " + detail::quote(spans[i - 1].name, 120) + " and " + detail::quote(spans[i].name, 120) +
                   " overlap");
     }
+    if (spans[i].begin > expected) {
+      fail(data_start + expected, detail::cat(spans[i].begin - expected, " bytes before tensor ",
+                                              detail::quote(spans[i].name, 120), " belong to no tensor"));
+    }
+    expected = spans[i].end;
+  }
+  if (expected != data_size) {
+    fail(data_start + expected, detail::cat(data_size - expected, " bytes after the last tensor belong to no tensor"));
   }
   return out;
 }
