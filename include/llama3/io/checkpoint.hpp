@@ -19,6 +19,7 @@
 
 #include <simdjson.h>
 
+#include "llama3/core/json_parse.hpp"
 #include "llama3/core/mapped_file.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/io/gguf.hpp"
@@ -258,9 +259,9 @@ inline Checkpoint load_hf(const std::filesystem::path& dir, const LoadOptions& o
   } else if (std::filesystem::exists(index)) {
     const std::string text = read_text_file(index);
     simdjson::dom::parser parser;
-    simdjson::dom::element root;
+    const simdjson::dom::element root = json::parse(parser, text, index.string());
     simdjson::dom::object map;
-    if (parser.parse(text).get(root) || root["weight_map"].get_object().get(map)) {
+    if (root["weight_map"].get_object().get(map)) {
       throw Error(index.string() + ": expected {\"weight_map\": {tensor: file}}");
     }
     std::set<std::string> names;

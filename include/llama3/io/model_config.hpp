@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include "llama3/core/error.hpp"
+#include "llama3/core/json_parse.hpp"
 #include "llama3/model/model_args.hpp"
 
 namespace llama3::io {
@@ -19,10 +20,7 @@ namespace io_detail {
 class JsonObject {
 public:
   JsonObject(std::string_view text, std::string source) : source_(std::move(source)) {
-    simdjson::dom::element root;
-    if (const auto err = parser_.parse(text.data(), text.size()).get(root)) {
-      throw Error(source_, std::nullopt, std::string("malformed JSON: ") + simdjson::error_message(err));
-    }
+    const simdjson::dom::element root = json::parse(parser_, text, source_);
     if (root.get_object().get(object_)) throw Error(source_, std::nullopt, "expected a JSON object");
   }
 
@@ -38,9 +36,9 @@ public:
   std::optional<std::int64_t> integer(std::string_view key) const {
     const auto e = get(key);
     if (!e) return std::nullopt;
-    std::int64_t v;
+    std::int64_t v = 0;
     if (e->get_int64().get(v)) {
-      double d;  // some writers put 64.0 for an integer
+      double d = 0;  // some writers put 64.0 for an integer
       if (e->get_double().get(d) || d != std::floor(d) || std::fabs(d) > 1e15) fail(key, "expected an integer");
       return static_cast<std::int64_t>(d);
     }
@@ -58,14 +56,14 @@ public:
   std::optional<double> real(std::string_view key) const {
     const auto e = get(key);
     if (!e) return std::nullopt;
-    double d;
+    double d = 0;
     if (e->get_double().get(d)) fail(key, "expected a number");
     return d;
   }
   std::optional<bool> boolean(std::string_view key) const {
     const auto e = get(key);
     if (!e) return std::nullopt;
-    bool b;
+    bool b = false;
     if (e->get_bool().get(b)) fail(key, "expected true or false");
     return b;
   }
@@ -125,6 +123,8 @@ inline ModelParams read_hf_config(std::string_view json, const std::string& sour
   p.n_kv_heads = o.integer("num_key_value_heads") ? o.required_int("num_key_value_heads") : p.n_heads;
   p.vocab_size = o.required_int("vocab_size");
   p.hidden_dim = o.required_int("intermediate_size");
+  // (0 would mean "Meta's rule" to ModelParams, which a Hugging Face config never asks for.)
+  if (p.hidden_dim <= 0) o.fail("intermediate_size", detail::cat(p.hidden_dim, ": expected a positive integer"));
   p.norm_eps = o.real("rms_norm_eps").value_or(1e-6);
   p.rope_theta = o.real("rope_theta").value_or(10000.0);
   p.tie_embeddings = o.boolean("tie_word_embeddings").value_or(false);
@@ -142,7 +142,7 @@ inline ModelParams read_hf_config(std::string_view json, const std::string& sour
       o.fail("rope_scaling", "rope_type \"" + std::string(type) + "\" is not supported (Llama 3 uses \"llama3\")");
     }
     const auto number = [&](const char* key, double fallback) {
-      double d;
+      double d = 0;
       simdjson::dom::element e;
       if (s.at_key(key).get(e)) return fallback;
       if (e.get_double().get(d)) o.fail("rope_scaling", detail::cat(key, ": expected a number"));

@@ -19,6 +19,7 @@
 #include <simdjson.h>
 
 #include "llama3/core/error.hpp"
+#include "llama3/core/json_parse.hpp"
 #include "llama3/tokenizer/byte_level.hpp"
 #include "llama3/tokenizer/split.hpp"
 #include "llama3/tokenizer/utf8.hpp"
@@ -37,6 +38,7 @@ public:
     if (const auto error = parser_.parse(data_.data(), data_.size()).get(root)) {
       throw Error(source_, std::nullopt, std::string("malformed JSON: ") + simdjson::error_message(error));
     }
+    json::check_unique_keys(root, source_);
     try {
       parse(root);
     } catch (const simdjson::simdjson_error& e) {
