@@ -56,9 +56,11 @@ public:
       *this = from_gguf(io::read_gguf(data, file, file->path()), file->path());
       return;
     }
+    // JSON starts with an object or an array (a tokenizer.json that is not an object is then told so); a
+    // tiktoken file with a base64 token, which neither character is.
     const std::size_t first = data.find_first_not_of(" \t\r\n");
-    *this = (first != std::string_view::npos && data[first] == '{') ? from_hf_json(data, file->path())
-                                                                     : from_tiktoken(data, file->path(), names);
+    const bool json = first != std::string_view::npos && (data[first] == '{' || data[first] == '[');
+    *this = json ? from_hf_json(data, file->path()) : from_tiktoken(data, file->path(), names);
   }
 
   // From the bytes of a tokenizer.model; `source` names it in errors.
