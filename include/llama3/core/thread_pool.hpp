@@ -8,8 +8,11 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "llama3/core/parallel.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -22,19 +25,23 @@ namespace llama3 {
 
 class ThreadPool {
 public:
-  // `threads` in all, the caller included; 0: one per hardware thread.
+  // `threads` in all, the caller included; 0: one per hardware thread. A thread that cannot be started (a limit
+  // on processes or memory) is an Error, after the ones already started have stopped.
   explicit ThreadPool(unsigned threads = 0) {
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    threads = resolve_threads(threads);
+    workers_.reserve(threads - 1);
+    for (unsigned i = 1; i < threads; ++i) {
+      try {
+        workers_.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        stop();
+        detail::thread_start_failed(i, threads, e);
+      }
+    }
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ~ThreadPool() {
-    stop_.store(true);
-    generation_.fetch_add(1);
-    generation_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
+  ~ThreadPool() { stop(); }
 
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()) + 1; }
 
@@ -60,6 +67,14 @@ public:
   }
 
 private:
+  void stop() {
+    stop_.store(true);
+    generation_.fetch_add(1);
+    generation_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
   // A spin-wait step: a pause at first; after a few microseconds a yield, so that on a machine with more runnable
   // threads than cores (other processes, or more threads than cores) the thread we wait for gets the core instead
   // of waiting for our time slice to end. With nothing else to run, a yield returns at once.
