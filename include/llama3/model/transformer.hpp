@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "llama3/backends/cpu/kernels.hpp"
 #include "llama3/backends/cpu/primitives.hpp"
 #include "llama3/core/error.hpp"
+#include "llama3/core/memory.hpp"
 #include "llama3/core/tensor.hpp"
 #include "llama3/core/thread_pool.hpp"
 #include "llama3/io/checkpoint.hpp"
@@ -51,15 +54,34 @@ public:
         layout_(c.rope_layout),
         rope_(p_.head_dim(), 2 * p_.max_seq_len, p_.rope_theta, p_.use_scaled_rope, p_.rope_scaling, c.rope_freqs),
         pool_(std::make_unique<ThreadPool>(threads)) {
-    const std::size_t size =
-        static_cast<std::size_t>(p_.n_layers) * p_.max_batch_size * p_.max_seq_len * static_cast<std::size_t>(kv_dim());
-    if (p_.kv_cache == DType::bf16) {
-      cache_k16_.assign(size, bf16{});
-      cache_v16_.assign(size, bf16{});
-    } else {
-      cache_k_.assign(size, 0.0f);
-      cache_v_.assign(size, 0.0f);
+    // The whole cache is reserved and checked against the memory there is, but its pages are taken only as
+    // positions are written: a long max_seq_len costs what a conversation reaches.
+    const std::uint64_t bytes = kv_cache_bytes(p_);
+    check_kv_cache_fits(p_, bytes, available_memory());
+    cache_k_ = lazy_zeroed_buffer(bytes / 2, "the KV cache's keys");
+    cache_v_ = lazy_zeroed_buffer(bytes / 2, "the KV cache's values");
+  }
+
+  // Bytes of the KV cache of params p: keys and values of every layer, batch row and position.
+  static std::uint64_t kv_cache_bytes(const ModelParams& p) noexcept {
+    return 2 * static_cast<std::uint64_t>(p.n_layers) * static_cast<std::uint64_t>(p.max_batch_size) *
+           static_cast<std::uint64_t>(p.max_seq_len) * static_cast<std::uint64_t>(p.n_kv_heads) *
+           static_cast<std::uint64_t>(p.head_dim()) * dtype_size(p.kv_cache);
+  }
+
+  // An Error when a cache of `bytes` cannot fit the `available` memory: how much it needs, and what would fit.
+  static void check_kv_cache_fits(const ModelParams& p, std::uint64_t bytes, std::optional<std::uint64_t> available) {
+    if (!available || bytes <= *available) return;
+    const std::uint64_t per_position = bytes / static_cast<std::uint64_t>(p.max_seq_len);
+    std::string what = detail::cat("the KV cache of ", p.n_layers, " layers x ", p.max_batch_size, " x ", p.max_seq_len,
+                                   " positions in ", dtype_name(p.kv_cache), " needs ", format_bytes(bytes), ", but ",
+                                   format_bytes(*available), " of memory is available: a max_seq_len (--max-seq-len) "
+                                   "of at most ", *available / per_position, " fits");
+    if (p.kv_cache == DType::f32) {
+      what += detail::cat(", or the bf16 cache (--kv-cache bf16) would need ", format_bytes(bytes / 2));
     }
+    if (p.max_batch_size > 1) what += ", or a smaller max_batch_size";
+    throw Error(what);
   }
 
   Transformer(Transformer&&) noexcept = default;
@@ -93,6 +115,7 @@ public:
   Tensor<float> forward(std::span<const TokenId> tokens, int bsz, int start_pos, Logits which = Logits::all) {
     check_input(tokens, bsz, start_pos);
     const int seqlen = static_cast<int>(tokens.size()) / bsz;
+    rope_.extend(start_pos + seqlen);
     const std::int64_t rows = static_cast<std::int64_t>(bsz) * seqlen;
     const int D = dim(), H = n_heads(), KV = n_kv_heads(), hd = head_dim(), F = hidden_dim();
     ThreadPool& pool = *pool_;
@@ -178,12 +201,12 @@ private:
         const std::size_t at = cache_offset(layer, b, pos);
         if (bf16_cache) {
           for (int i = 0; i < kvd; ++i) {
-            cache_k16_[at + i] = bf16(k[r * kvd + i]);
-            cache_v16_[at + i] = bf16(v[r * kvd + i]);
+            cache<bf16>(cache_k_)[at + i] = bf16(k[r * kvd + i]);
+            cache<bf16>(cache_v_)[at + i] = bf16(v[r * kvd + i]);
           }
         } else {
-          std::copy(k + r * kvd, k + (r + 1) * kvd, cache_k_.begin() + static_cast<std::ptrdiff_t>(at));
-          std::copy(v + r * kvd, v + (r + 1) * kvd, cache_v_.begin() + static_cast<std::ptrdiff_t>(at));
+          std::copy(k + r * kvd, k + (r + 1) * kvd, cache<float>(cache_k_) + at);
+          std::copy(v + r * kvd, v + (r + 1) * kvd, cache<float>(cache_v_) + at);
         }
       }
     }
@@ -199,11 +222,13 @@ private:
       float* og = out + r * H * hd + static_cast<std::int64_t>(g) * rep * hd;
       const std::size_t at = cache_offset(layer, b, 0);
       if (bf16_cache) {
-        cpu::kernels::attend_group(qg, ops::KvView<bf16>{cache_k16_.data() + at, kvd}, ops::KvView<bf16>{cache_v16_.data() + at, kvd},
-                          g, rep, hd, n_ctx, scores.data(), og);
+        cpu::kernels::attend_group(qg, ops::KvView<bf16>{cache<bf16>(cache_k_) + at, kvd},
+                                   ops::KvView<bf16>{cache<bf16>(cache_v_) + at, kvd}, g, rep, hd, n_ctx,
+                                   scores.data(), og);
       } else {
-        cpu::kernels::attend_group(qg, ops::KvView<float>{cache_k_.data() + at, kvd}, ops::KvView<float>{cache_v_.data() + at, kvd},
-                          g, rep, hd, n_ctx, scores.data(), og);
+        cpu::kernels::attend_group(qg, ops::KvView<float>{cache<float>(cache_k_) + at, kvd},
+                                   ops::KvView<float>{cache<float>(cache_v_) + at, kvd}, g, rep, hd, n_ctx,
+                                   scores.data(), og);
       }
     });
   }
@@ -211,9 +236,13 @@ private:
   ModelParams p_;
   TransformerWeights<Device> w_;
   RopeLayout layout_ = RopeLayout::interleaved;
+  template <class T>
+  static T* cache(const std::shared_ptr<void>& buffer) noexcept {
+    return static_cast<T*>(buffer.get());
+  }
+
   ops::RopeTable rope_;
-  std::vector<float> cache_k_, cache_v_;    // [layer][batch][position][kv_head][head_dim], f32 cache
-  std::vector<bf16> cache_k16_, cache_v16_;  // the same, bf16 cache
+  std::shared_ptr<void> cache_k_, cache_v_;  // [layer][batch][position][kv_head][head_dim] of f32 or bf16
   std::unique_ptr<ThreadPool> pool_;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // Rotary position embedding: Meta's precompute_freqs_cis (with Llama 3.1's apply_scaling) and apply_rotary_emb.
 // The table is computed in double and stored as float cos/sin.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -39,35 +40,49 @@ inline std::vector<double> rope_inv_freq(int head_dim, double theta, bool use_sc
 class RopeTable {
 public:
   RopeTable() = default;
-  // Positions [0, end), as Meta's precompute_freqs_cis(head_dim, end = 2 * max_seq_len, ...).
-  // freq_divisors: a GGUF file's rope_freqs (llama.cpp's converter stores the scaling as one divisor per
-  // frequency); when given, they replace use_scaled/s.
+  // Positions [0, end), as Meta's precompute_freqs_cis(head_dim, end = 2 * max_seq_len, ...), computed as they are
+  // first asked for (extend): a context of 2^24 positions would be 8 GiB of table, of which a conversation uses
+  // what it reaches. freq_divisors: a GGUF file's rope_freqs (llama.cpp's converter stores the scaling as one
+  // divisor per frequency); when given, they replace use_scaled/s.
   RopeTable(int head_dim, int end, double theta, bool use_scaled, const RopeScaling& s,
             std::span<const float> freq_divisors = {})
-      : half_(head_dim / 2), inv_freq_(rope_inv_freq(head_dim, theta, use_scaled && freq_divisors.empty(), s)) {
+      : half_(static_cast<std::size_t>(head_dim / 2)), end_(end),
+        inv_freq_(rope_inv_freq(head_dim, theta, use_scaled && freq_divisors.empty(), s)) {
     if (!freq_divisors.empty()) {
       if (freq_divisors.size() != half_) {
         throw Error(detail::cat("rope_freqs has ", freq_divisors.size(), " values, expected head_dim / 2 = ", half_));
       }
       for (std::size_t i = 0; i < half_; ++i) inv_freq_[i] /= static_cast<double>(freq_divisors[i]);
     }
-    cos_.resize(static_cast<std::size_t>(end) * half_);
+  }
+
+  // Makes positions [0, end) available; the rows already there stay where they are only until the next extend.
+  void extend(int end) {
+    if (end > end_) throw Error(detail::cat("RoPE position ", end - 1, " is past the table's ", end_, " positions"));
+    const int have = positions();
+    if (end <= have) return;
+    const int target = std::min(end_, std::max({end, 2 * have, 256}));  // doubling: each row computed once
+    cos_.resize(static_cast<std::size_t>(target) * half_);
     sin_.resize(cos_.size());
-    for (int t = 0; t < end; ++t) {
+    for (int t = have; t < target; ++t) {
       for (std::size_t i = 0; i < half_; ++i) {
-        const double a = t * inv_freq_[static_cast<std::size_t>(i)];
+        const double a = t * inv_freq_[i];
         cos_[static_cast<std::size_t>(t) * half_ + i] = static_cast<float>(std::cos(a));
         sin_[static_cast<std::size_t>(t) * half_ + i] = static_cast<float>(std::sin(a));
       }
     }
   }
+
   const std::vector<double>& inv_freq() const noexcept { return inv_freq_; }
+  int max_positions() const noexcept { return end_; }
+  // The positions computed so far.
   int positions() const noexcept { return half_ ? static_cast<int>(cos_.size() / half_) : 0; }
   const float* cos(int pos) const noexcept { return cos_.data() + static_cast<std::size_t>(pos) * half_; }
   const float* sin(int pos) const noexcept { return sin_.data() + static_cast<std::size_t>(pos) * half_; }
 
 private:
   std::size_t half_ = 0;
+  int end_ = 0;
   std::vector<double> inv_freq_;
   std::vector<float> cos_, sin_;
 };
