@@ -18,8 +18,8 @@
 #include "llama3/core/thread_pool.hpp"
 #include "llama3/ops/attention.hpp"
 
-#if defined(LLAMA3_CPU_KERNELS_IMPLEMENTATION)
-#define LLAMA3_CPU_KERNEL  // the one definition, in this translation unit
+#if defined(LLAMA3_CPU_KERNELS_EXTERN) || defined(LLAMA3_CPU_KERNELS_IMPLEMENTATION)
+#define LLAMA3_CPU_KERNEL  // ordinary functions, defined once in the implementation unit
 #else
 #define LLAMA3_CPU_KERNEL inline
 #endif
