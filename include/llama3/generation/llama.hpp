@@ -147,6 +147,7 @@ public:
                               params.max_batch_size));
     }
     if (max_gen_len < 0) throw Error("generate: max_gen_len must be >= 0");
+    o.sampling.validate();  // before anything is touched
     if (o.lookup < 0 || o.lookup > lookup_max_draft) {
       throw Error(detail::cat("generate: lookup ", o.lookup, ": expected 0 (off) to ", lookup_max_draft, " draft tokens"));
     }

@@ -301,6 +301,29 @@ struct SamplingParams {
   std::map<TokenId, float> logit_bias;
   samplers::LogitsProcessor::Fn logits_processor = nullptr;
   std::uint64_t seed = 0;
+
+  // Throws an Error naming the first field that makes no sense (NaN never does). SamplerChain::from calls it, so
+  // every way of sampling goes through it; tools call it to report their options.
+  void validate() const {
+    const auto fail = [](const char* field, double v, const char* expected) {
+      throw Error(detail::cat(field, " = ", v, ": expected ", expected));
+    };
+    if (!(temperature >= 0 && std::isfinite(temperature))) fail("temperature", temperature, "a finite number >= 0 (0: greedy)");
+    if (!(top_p > 0 && top_p <= 1)) fail("top_p", top_p, "0 < top_p <= 1 (1: off)");
+    if (top_k < 0) fail("top_k", top_k, "an integer >= 0 (0: off)");
+    if (!(min_p >= 0 && min_p <= 1)) fail("min_p", min_p, "0 <= min_p <= 1 (0: off)");
+    if (!(repetition_penalty > 0 && std::isfinite(repetition_penalty))) {
+      fail("repetition_penalty", repetition_penalty, "a finite number > 0 (1: off)");
+    }
+    if (!std::isfinite(presence_penalty)) fail("presence_penalty", presence_penalty, "a finite number (0: off)");
+    if (!std::isfinite(frequency_penalty)) fail("frequency_penalty", frequency_penalty, "a finite number (0: off)");
+    if (penalty_last_n < -1) fail("penalty_last_n", penalty_last_n, "-1 (the whole sequence), 0 or more tokens");
+    for (const auto& [id, bias] : logit_bias) {
+      if (std::isnan(bias) || bias == std::numeric_limits<float>::infinity()) {
+        throw Error(detail::cat("logit_bias[", id, "] = ", bias, ": expected a finite number, or -inf to forbid it"));
+      }
+    }
+  }
 };
 
 class SamplerChain {
@@ -309,6 +332,7 @@ public:
 
   // The chain for params, in the documented order.
   static SamplerChain from(const SamplingParams& p) {
+    p.validate();
     SamplerChain chain;
     if (!p.logit_bias.empty()) chain.add(std::make_unique<samplers::LogitBias>(p.logit_bias));
     if (p.logits_processor) chain.add(std::make_unique<samplers::LogitsProcessor>(p.logits_processor));
@@ -316,7 +340,6 @@ public:
       chain.add(std::make_unique<samplers::Penalties>(p.repetition_penalty, p.presence_penalty, p.frequency_penalty,
                                                       p.penalty_last_n));
     }
-    if (p.temperature < 0) throw Error("temperature must be >= 0");
     chain.greedy_ = p.temperature == 0.0f;
     if (!chain.greedy_) {
       chain.add(std::make_unique<samplers::Temperature>(p.temperature));
