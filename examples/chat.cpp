@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <simdjson.h>
 
+#include "cli.hpp"
 #include "llama3/generation/llama.hpp"
 #include "llama3/generation/session.hpp"
 
@@ -110,21 +111,16 @@ int main(int argc, char** argv) {
                                        "config.json + model.safetensors)")->required();
   app.add_option("--tokenizer", tokenizer_path, "tokenizer.model, tokenizer.json or .gguf (default: the GGUF's own, or found in the folder)");
   app.add_option("--system", system, "system message");
-  app.add_option("--temperature", sampling.temperature, "0 for greedy")->capture_default_str()->check(CLI::Range(0.0, 10.0));
-  app.add_option("--top-p", sampling.top_p, "nucleus sampling (1: off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  app.add_option("--top-k", sampling.top_k, "keep the k best tokens (0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--min-p", sampling.min_p, "keep tokens at least this fraction of the best's probability (0: off)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  app.add_option("--repeat-penalty", sampling.repetition_penalty, "repetition penalty (1: off)")
-      ->capture_default_str()->check(CLI::Range(0.01, 10.0));
-  app.add_option("--seed", seed, "random seed (default: a new one each run)");
-  app.add_option("--max-gen-len", max_gen_len, "longest reply, in tokens")->capture_default_str()->check(CLI::PositiveNumber);
+  llama3::cli::add_sampling(app, sampling, /*all=*/true);
+  llama3::cli::add_seed(app, seed, "random seed (default: a new one each run)");
+  app.add_option("--max-gen-len", max_gen_len, "longest reply, in tokens")->capture_default_str()
+      ->check(llama3::cli::integer(1, 1 << 24));
   app.add_option("--max-seq-len", max_seq_len, "context length: older turns are dropped beyond it")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(llama3::cli::integer(2, 1 << 24));
   app.add_option("--lookup", lookup, "prompt-lookup decoding: up to N draft tokens from the conversation verified per "
                  "pass (0: off); the same replies, faster when they repeat the context")
-      ->capture_default_str()->check(CLI::Range(0, llama3::lookup_max_draft));
-  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+      ->capture_default_str()->check(llama3::cli::integer(0, llama3::lookup_max_draft));
+  llama3::cli::add_threads(app, threads);
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   bool no_mmap = false;
@@ -232,11 +228,16 @@ int main(int argc, char** argv) {
         continue;
       }
       interrupted.store(false);
-      session.say(line, sampling, &last, [](std::string_view text) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return !interrupted.load();
-      });
+      try {
+        session.say(line, sampling, &last, [](std::string_view text) {
+          std::fwrite(text.data(), 1, text.size(), stdout);
+          std::fflush(stdout);
+          return !interrupted.load();
+        });
+      } catch (const llama3::Error& e) {  // a bad line (not UTF-8, too long...) loses nothing: say why, ask again
+        std::printf("(not sent: %s; the conversation is as it was)\n", e.what());
+        continue;
+      }
       ++turns;
       total_generated += last.generated_tokens;
       std::printf("\n");

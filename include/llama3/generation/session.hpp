@@ -80,8 +80,23 @@ public:
   }
 
   // Adds a user message and generates the assistant's reply, streaming it to on_text (return false to stop).
+  // When it throws (text that is not UTF-8, a message too long for the context, bad sampling parameters...), the
+  // conversation is as it was before the call, and the next say() goes on from there.
   std::string say(const std::string& user, const SamplingParams& sampling, TurnStats* stats_out = nullptr,
                   const std::function<bool(std::string_view)>& on_text = nullptr) {
+    Dialog before = dialog_;
+    try {
+      return say_or_throw(user, sampling, stats_out, on_text);
+    } catch (...) {
+      dialog_ = std::move(before);
+      throw;
+    }
+  }
+
+private:
+  std::string say_or_throw(const std::string& user, const SamplingParams& sampling, TurnStats* stats_out,
+                           const std::function<bool(std::string_view)>& on_text) {
+    sampling.validate();
     TurnStats stats;
     dialog_.push_back({Role::user, user});
     const ChatFormat format(llama_->tokenizer());
@@ -102,7 +117,6 @@ public:
       // Drop the oldest message after the system message, but never the new one.
       const std::size_t first = (!dialog_.empty() && dialog_.front().role == Role::system) ? 1 : 0;
       if (dialog_.size() - first <= 1) {
-        dialog_.pop_back();
         throw Error(detail::cat("the message takes ", prompt.size(), " tokens; with max_gen_len ", max_gen_len_,
                                 " it cannot fit max_seq_len ", max_seq_len));
       }
@@ -122,6 +136,7 @@ public:
     auto& model = llama_->model();
     const int vocab = model.params().vocab_size;
     auto t0 = Clock::now();
+    cached_.resize(reuse);  // what the cache still holds should the prefill fail half way
     Tensor<float> logits = model.forward(std::span(prompt).subspan(reuse), static_cast<int>(reuse), Logits::last);
     stats.prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     cached_ = prompt;
@@ -169,7 +184,6 @@ public:
     return text;
   }
 
-private:
   Llama<Args, Device>* llama_;
   int max_gen_len_;
   Dialog dialog_;
