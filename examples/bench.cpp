@@ -13,9 +13,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -281,6 +285,15 @@ int main(int argc, char** argv) {
     if (quote && (synthetic.empty() || lookup == 0)) {
       throw llama3::Error("--quote rewires a random model for prompt lookup: give --synthetic 1b|3b|8b and --lookup N");
     }
+    // Opened now, so that a path that cannot be written fails before the run, not after it.
+    std::unique_ptr<FILE, int (*)(FILE*)> json_file(nullptr, std::fclose);
+    if (!json_path.empty()) {
+      json_file.reset(std::fopen(json_path.c_str(), "w"));
+      if (!json_file) {
+        throw llama3::Error(json_path + ": cannot write (" + std::strerror(errno) + "); --json-file needs a file in an "
+                            "existing folder");
+      }
+    }
     const bool gguf = !model_path.empty() && std::filesystem::path(model_path).extension() == ".gguf";
     if (!compare.empty() && !gguf) {
       throw llama3::Error("--compare-llamacpp runs llama-bench on the same weights: give them as --model FILE.gguf");
@@ -301,9 +314,13 @@ int main(int argc, char** argv) {
     } else {
       std::stringstream s(threads_list);
       for (std::string t; std::getline(s, t, ',');) {
-        const int n = std::atoi(t.c_str());
-        if (n < 1 || n > 1024) throw llama3::Error("--threads " + threads_list + ": expected counts like 1,2");
-        thread_counts.push_back(static_cast<unsigned>(n));
+        unsigned n = 0;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+        if (ec != std::errc() || end != t.data() + t.size() || n < 1 || n > llama3::max_threads) {
+          throw llama3::Error(llama3::detail::cat("--threads ", threads_list, ": expected counts from 1 to ",
+                                                  llama3::max_threads, " separated by commas, like 1,2"));
+        }
+        thread_counts.push_back(n);
       }
     }
 
@@ -479,11 +496,10 @@ int main(int argc, char** argv) {
       j += "}";
     }
     j += "]}\n";
-    if (!json_path.empty()) {
-      FILE* f = std::fopen(json_path.c_str(), "w");
-      if (!f) throw llama3::Error(json_path + ": cannot write");
-      std::fputs(j.c_str(), f);
-      std::fclose(f);
+    if (json_file) {
+      if (std::fputs(j.c_str(), json_file.get()) < 0 || std::fclose(json_file.release()) != 0) {
+        throw llama3::Error(json_path + ": cannot write (" + std::strerror(errno) + ")");
+      }
     }
     if (json) {
       std::fputs(j.c_str(), stdout);

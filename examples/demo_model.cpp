@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
 #include "llama3/io/hf_writer.hpp"
 #include "llama3/model/synthetic.hpp"
 #include "llama3/tokenizer.hpp"
@@ -19,12 +20,12 @@ int main(int argc, char** argv) {
                "tests: the weights are random, so its replies are nonsense.", "llama3-demo-model"};
   app.add_option("dir", out_dir, "the folder to write")->required();
   app.add_option("--tokenizer", tokenizer, "Meta's Llama 3 tokenizer.model to copy in")->capture_default_str();
-  app.add_option("--dim", dim, "model width")->capture_default_str();
-  app.add_option("--layers", layers, "transformer layers")->capture_default_str();
-  app.add_option("--heads", heads, "attention heads")->capture_default_str();
-  app.add_option("--kv-heads", kv_heads, "key/value heads")->capture_default_str();
-  app.add_option("--ffn", ffn, "FeedForward width")->capture_default_str();
-  app.add_option("--seed", seed, "weights seed")->capture_default_str();
+  app.add_option("--dim", dim, "model width")->capture_default_str()->check(llama3::cli::integer(2, 1 << 16));
+  app.add_option("--layers", layers, "transformer layers")->capture_default_str()->check(llama3::cli::integer(1, 1024));
+  app.add_option("--heads", heads, "attention heads")->capture_default_str()->check(llama3::cli::integer(1, 1024));
+  app.add_option("--kv-heads", kv_heads, "key/value heads")->capture_default_str()->check(llama3::cli::integer(1, 1024));
+  app.add_option("--ffn", ffn, "FeedForward width")->capture_default_str()->check(llama3::cli::integer(1, 1 << 18));
+  llama3::cli::add_seed(app, seed, "weights seed")->capture_default_str();
   app.add_option("--dtype", dtype, "weight type")->check(CLI::IsMember({"bf16", "f32"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     p.tie_embeddings = true;
     p.use_scaled_rope = true;
     p.rope_scaling.factor = 32;
+    p.validate("llama3-demo-model");
     llama3::Checkpoint c = dtype == "bf16" ? llama3::synthetic_checkpoint<llama3::bf16>(p, seed)
                                            : llama3::synthetic_checkpoint<float>(p, seed);
     llama3::io::write_hf_checkpoint(out_dir, c);

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <cstdio>
 #include <exception>
 #include <sstream>
@@ -15,23 +17,46 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
 #include "llama3/model/transformer.hpp"
 
 namespace {
 
-std::vector<llama3::TokenId> parse_tokens(const std::string& s) {
+// Token ids separated by commas or white space; `what` names where they came from.
+std::vector<llama3::TokenId> parse_tokens(std::string_view s, const std::string& what) {
   std::vector<llama3::TokenId> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) {
+  std::size_t at = 0;
+  while (at < s.size()) {
+    const std::size_t begin = s.find_first_not_of(", \t\r\n", at);
+    if (begin == std::string_view::npos) break;
+    const std::size_t end = std::min(s.find_first_of(", \t\r\n", begin), s.size());
     llama3::TokenId v = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (ec != std::errc() || end != item.data() + item.size()) {
-      throw std::runtime_error("--tokens: \"" + item + "\" is not a token id; expected ids separated by commas");
+    const auto [stop, ec] = std::from_chars(s.data() + begin, s.data() + end, v);
+    if (ec != std::errc() || stop != s.data() + end) {
+      throw std::runtime_error(llama3::detail::cat(what, ": ", llama3::detail::quote(s.substr(begin, end - begin)),
+                                                   " (id ", out.size(), ") is not a token id; expected ids separated "
+                                                   "by commas or spaces"));
     }
     out.push_back(v);
+    at = end;
   }
-  if (out.empty()) throw std::runtime_error("--tokens: no token ids given");
+  if (out.empty()) throw std::runtime_error(what + ": no token ids given");
   return out;
+}
+
+// The text of --tokens-file: a file, or standard input for "-".
+std::string read_tokens_file(const std::string& path) {
+  if (path != "-") return std::string(llama3::MappedFile(path).bytes());
+  std::string text;
+  char buf[1 << 16];
+  for (ssize_t n; (n = ::read(STDIN_FILENO, buf, sizeof buf)) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("--tokens-file -: cannot read standard input: ") + std::strerror(errno));
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
 }
 
 void append_float(std::string& out, float f) {
@@ -54,10 +79,15 @@ int main(int argc, char** argv) {
                "llama3-logits"};
   app.add_option("--model", model_dir, "checkpoint folder: params.json + consolidated.00.pth, or config.json + "
                                        "model.safetensors")->required();
-  app.add_option("--tokens", tokens_text, "token ids, comma-separated (no BOS is added)")->required();
+  std::string tokens_file;
+  auto* input = app.add_option_group("input", "the token ids: one of");
+  input->add_option("--tokens", tokens_text, "token ids, comma-separated (no BOS is added)");
+  input->add_option("--tokens-file", tokens_file, "token ids from a file (- for standard input), separated by "
+                    "commas or white space: for more ids than a command line holds");
+  input->require_option(1);
   app.add_flag("--all-positions", all_positions, "logits of every position, not only the last");
-  app.add_option("--greedy", greedy, "also continue greedily this many tokens")->check(CLI::Range(0, 1 << 20));
-  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  app.add_option("--greedy", greedy, "also continue greedily this many tokens")->check(llama3::cli::integer(0, 1 << 20));
+  llama3::cli::add_threads(app, threads);
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   bool no_mmap = false;
@@ -67,11 +97,13 @@ int main(int argc, char** argv) {
   app.add_option("--kv-cache", kv_cache, "the KV cache's type: f32, or bf16 (half the memory; logits within ~1e-2)")
       ->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--max-seq-len", max_seq_len, "KV cache length (default: the tokens plus --greedy)")
-      ->check(CLI::Range(1, 1 << 24));
+      ->check(llama3::cli::integer(1, 1 << 24));
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const std::vector<llama3::TokenId> tokens = parse_tokens(tokens_text);
+    const std::vector<llama3::TokenId> tokens =
+        tokens_file.empty() ? parse_tokens(tokens_text, "--tokens") : parse_tokens(read_tokens_file(tokens_file),
+                                                                                   "--tokens-file " + tokens_file);
     llama3::LoadOptions options;
     options.max_seq_len = max_seq_len ? max_seq_len : static_cast<int>(tokens.size()) + greedy;
     if (!quantize.empty()) options.quantize = llama3::parse_quantization(quantize);

@@ -7,24 +7,27 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli.hpp"
 #include "llama3/generation/llama.hpp"
 
 int main(int argc, char** argv) {
   std::string ckpt_dir, tokenizer_path, quantize;
-  float temperature = 0.6f, top_p = 0.9f;
+  llama3::SamplingParams sampling;  // Meta's defaults: temperature 0.6, top_p 0.9
   int max_seq_len = 128, max_gen_len = 64, max_batch_size = 4;
   std::uint64_t seed = 1;
   unsigned threads = 0;
   CLI::App app{"Text completion of Meta's example prompts (example_text_completion.py)", "llama3-complete"};
   app.add_option("--model,--ckpt-dir", ckpt_dir, "checkpoint folder (Meta or Hugging Face)")->required();
   app.add_option("--tokenizer", tokenizer_path, "tokenizer.model, tokenizer.json or .gguf (default: the GGUF's own, or found in the folder)");
-  app.add_option("--temperature", temperature)->capture_default_str();
-  app.add_option("--top-p", top_p)->capture_default_str();
-  app.add_option("--max-seq-len", max_seq_len)->capture_default_str();
-  app.add_option("--max-gen-len", max_gen_len)->capture_default_str();
-  app.add_option("--max-batch-size", max_batch_size)->capture_default_str();
-  app.add_option("--seed", seed)->capture_default_str();
-  app.add_option("--threads", threads, "threads (0: all hardware threads)")->capture_default_str();
+  llama3::cli::add_sampling(app, sampling, /*all=*/false);
+  app.add_option("--max-seq-len", max_seq_len, "context length")->capture_default_str()
+      ->check(llama3::cli::integer(2, 1 << 24));
+  app.add_option("--max-gen-len", max_gen_len, "longest completion, in tokens")->capture_default_str()
+      ->check(llama3::cli::integer(1, 1 << 24));
+  app.add_option("--max-batch-size", max_batch_size, "prompts decoded together (the four prompts take four)")
+      ->capture_default_str()->check(llama3::cli::integer(1, 1 << 16));
+  llama3::cli::add_seed(app, seed, "random seed")->capture_default_str();
+  llama3::cli::add_threads(app, threads);
   app.add_option("--quantize", quantize, "quantize the weights when loading: q8_0 or q4_0 (GGUF's blocks)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   bool no_mmap = false;
@@ -54,7 +57,7 @@ int main(int argc, char** argv) {
         "Translate English to French:\n\n        sea otter => loutre de mer\n        peppermint => menthe poivrée\n"
         "        plush girafe => girafe peluche\n        cheese =>",
     };
-    const auto results = generator.text_completion(prompts, temperature, top_p, max_gen_len);
+    const auto results = generator.text_completion(prompts, sampling.temperature, sampling.top_p, max_gen_len);
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       std::printf("%s\n> %s\n\n==================================\n\n", prompts[i].c_str(), results[i].generation.c_str());
     }

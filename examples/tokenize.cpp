@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <simdjson.h>
 
+#include "cli.hpp"
 #include "llama3/core/json.hpp"
 #include "llama3/core/parallel.hpp"
 #include "llama3/tokenizer.hpp"
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
                "blank lines are skipped");
   app.add_flag("--decode", o.decode,
                "read token ids (a JSON array) and write their bytes; with --jsonl, invalid UTF-8 becomes U+FFFD");
-  app.add_option("--threads", o.threads, "threads for --jsonl (0: one per hardware thread)")->capture_default_str();
+  llama3::cli::add_threads(app, o.threads, "threads for --jsonl");
   app.footer(
       "Examples:\n"
       "  echo -n 'Hello world' | llama3-tokenize --tokenizer tokenizer.model --bos\n"
