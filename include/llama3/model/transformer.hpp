@@ -58,15 +58,19 @@ public:
     // positions are written: a long max_seq_len costs what a conversation reaches.
     const std::uint64_t bytes = kv_cache_bytes(p_);
     check_kv_cache_fits(p_, bytes, available_memory());
-    cache_k_ = lazy_zeroed_buffer(bytes / 2, "the KV cache's keys");
-    cache_v_ = lazy_zeroed_buffer(bytes / 2, "the KV cache's values");
+    if (bytes / 2 > PTRDIFF_MAX) throw Error(detail::cat("a KV cache of ", bytes, " bytes cannot be addressed"));
+    cache_k_ = lazy_zeroed_buffer(static_cast<std::size_t>(bytes / 2), "the KV cache's keys");
+    cache_v_ = lazy_zeroed_buffer(static_cast<std::size_t>(bytes / 2), "the KV cache's values");
   }
 
-  // Bytes of the KV cache of params p: keys and values of every layer, batch row and position.
+  // Bytes of the KV cache of params p: keys and values of every layer, batch row and position (UINT64_MAX when
+  // that does not fit 64 bits: the validated limits allow 2^74).
   static std::uint64_t kv_cache_bytes(const ModelParams& p) noexcept {
-    return 2 * static_cast<std::uint64_t>(p.n_layers) * static_cast<std::uint64_t>(p.max_batch_size) *
-           static_cast<std::uint64_t>(p.max_seq_len) * static_cast<std::uint64_t>(p.n_kv_heads) *
-           static_cast<std::uint64_t>(p.head_dim()) * dtype_size(p.kv_cache);
+    std::uint64_t bytes = 2 * dtype_size(p.kv_cache);
+    for (const int factor : {p.n_layers, p.max_batch_size, p.max_seq_len, p.n_kv_heads, p.head_dim()}) {
+      if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(factor), &bytes)) return UINT64_MAX;
+    }
+    return bytes;
   }
 
   // An Error when a cache of `bytes` cannot fit the `available` memory: how much it needs, and what would fit.
