@@ -13,6 +13,7 @@
 #include <vector>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define LLAMA3_X86 1
 #define LLAMA3_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -56,9 +57,11 @@ inline bool parse_isa(std::string_view name, Isa& out) noexcept {
 inline Isa detected_isa() noexcept {
 #if LLAMA3_X86
   static const Isa isa = [] {
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))) {
-      return Isa::portable;
-    }
+    // F16C from CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know the name. The AVX2
+    // check already covers the operating system's saving of the AVX state it needs.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx >> 29 & 1u);
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c)) return Isa::portable;
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi"))) {
