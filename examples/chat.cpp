@@ -13,7 +13,6 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
-#include <simdjson.h>
 
 #include "cli.hpp"
 #include "llama3/generation/llama.hpp"
@@ -25,25 +24,8 @@ std::atomic<bool> interrupted{false};
 void on_sigint(int) { interrupted.store(true); }
 
 llama3::Dialog read_dialog(const std::string& path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (const auto err = parser.load(path).get(doc)) {
-    throw llama3::Error(path + ": " + simdjson::error_message(err) + "; expected a JSON list of {\"role\", \"content\"}");
-  }
-  simdjson::dom::array list;
-  if (doc.get_array().get(list)) throw llama3::Error(path + ": expected a JSON list of {\"role\", \"content\"}");
-  llama3::Dialog dialog;
-  std::size_t i = 0;
-  for (auto item : list) {
-    std::string_view role, content;
-    if (item["role"].get_string().get(role) || item["content"].get_string().get(content)) {
-      throw llama3::Error(llama3::detail::cat(path, ": message ", i, " is not {\"role\": \"...\", \"content\": \"...\"}"));
-    }
-    dialog.push_back({llama3::parse_role(role), std::string(content)});
-    ++i;
-  }
-  if (dialog.empty()) throw llama3::Error(path + ": the dialog is empty");
-  return dialog;
+  const llama3::MappedFile file(path);  // a regular file (a named pipe would block)
+  return llama3::parse_dialog_json(file.bytes(), path);
 }
 
 // Lines from standard input that notice Ctrl-C at any moment: a SIGINT that lands just before a blocking read would

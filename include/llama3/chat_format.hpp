@@ -9,7 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "llama3/core/error.hpp"
+#include "llama3/core/json_parse.hpp"
 #include "llama3/tokenizer.hpp"
 #include "llama3/tokenizer/unicode.hpp"
 #include "llama3/tokenizer/utf8.hpp"
@@ -46,6 +49,33 @@ struct Message {
 };
 
 using Dialog = std::vector<Message>;
+
+// A dialog written as JSON, as Meta's example_chat_completion.py spells one: [{"role": "user", "content": "..."}, ...].
+// Anything else (malformed JSON, a repeated key, another shape, an unknown role, no messages) is an Error naming
+// `source` and the message.
+inline Dialog parse_dialog_json(std::string_view json_text, const std::string& source) {
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = json::parse(parser, json_text, source);
+  const auto fail = [&](const std::string& what) -> void {
+    throw Error(source, std::nullopt, what + "; expected a JSON list of {\"role\": ..., \"content\": ...}");
+  };
+  simdjson::dom::array list;
+  if (doc.get_array().get(list)) fail("not a list");
+  Dialog dialog;
+  for (auto item : list) {
+    std::string_view role, content;
+    if (item["role"].get_string().get(role) || item["content"].get_string().get(content)) {
+      fail(detail::cat("message ", dialog.size(), " is not {\"role\": \"...\", \"content\": \"...\"}"));
+    }
+    try {
+      dialog.push_back({parse_role(role), std::string(content)});
+    } catch (const Error& e) {
+      fail(detail::cat("message ", dialog.size(), ": ", e.what()));
+    }
+  }
+  if (dialog.empty()) fail("the dialog is empty");
+  return dialog;
+}
 
 class ChatFormat {
 public:
