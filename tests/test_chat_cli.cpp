@@ -172,6 +172,95 @@ TEST_CASE("llama3-chat on a terminal: streams, stops a reply on Ctrl-C, /stats, 
   CHECK(pty.wait_exit() == 0);
 }
 
+TEST_CASE("llama3-chat keeps the conversation when a line cannot be sent, says why and asks again", "[cli][chat]") {
+  Pty pty({chat, "--model", chat_model().string(), "--temperature", "0", "--max-seq-len", "96", "--max-gen-len", "8",
+           "--threads", "1"});
+  std::size_t at = pty.wait_for("> ", pty.wait_for("llama3-chat: "));
+  pty.type("Hello there.\n");
+  at = pty.wait_for("> ", pty.wait_for("tok/s]", at));
+  pty.type("caf\xe9 au lait\n");  // Latin-1, not UTF-8
+  at = pty.wait_for("(not sent: ", at);
+  CHECK_THAT(pty.output().substr(at, 200), Contains("invalid UTF-8") && Contains("the conversation is as it was"));
+  at = pty.wait_for("> ", at);
+  std::string long_line;
+  for (int i = 0; i < 200; ++i) long_line += "word ";
+  pty.type(long_line + "\n");  // more than the 96-token context
+  at = pty.wait_for("(not sent: ", at);
+  CHECK_THAT(pty.output().substr(at, 200), Contains("cannot fit max_seq_len 96"));
+  at = pty.wait_for("> ", at);
+  pty.type("And now?\n");  // the conversation goes on from the first turn: its tokens are reused
+  const std::size_t stats = pty.wait_for("tok/s]", at);
+  CHECK(pty.output().substr(at, stats - at).find("(0 reused)") == std::string::npos);
+  pty.type("/stats\n");
+  at = pty.wait_for("turns 2,", stats);
+  pty.type("/exit\n");
+  CHECK(pty.wait_exit() == 0);
+}
+
+TEST_CASE("llama3-chat and llama3-complete check every option, naming it and what it takes", "[cli][chat]") {
+  const std::string model = " --model " + chat_model().string() + " --prompt Hi --max-gen-len 4 --threads 1";
+  for (const auto& [option, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--seed -1", "--seed: -1: expected an integer from 0 to 18446744073709551615"},
+           {"--seed 99999999999999999999", "--seed"},
+           {"--temperature nan", "--temperature: nan: expected a number in [0, 1000000]"},
+           {"--temperature inf", "--temperature: inf"},
+           {"--temperature -1", "--temperature: -1"},
+           {"--top-p nan", "--top-p: nan: expected a number in (0, 1]"},
+           {"--top-p 2", "--top-p: 2"},
+           {"--top-p 0", "--top-p: 0"},
+           {"--top-p -1", "--top-p: -1"},
+           {"--min-p nan", "--min-p: nan: expected a number in [0, 1]"},
+           {"--top-k -1", "--top-k: -1: expected an integer from 0"},
+           {"--repeat-penalty 0", "--repeat-penalty: 0: expected a number in (0, 1000000]"},
+           {"--threads 100000", "--threads: 100000: expected an integer from 0 to 1024"},
+           {"--threads -1", "--threads: -1"},
+           {"--max-gen-len 0", "--max-gen-len: 0: expected an integer from 1"},
+           {"--max-seq-len 1.5", "--max-seq-len: 1.5: expected an integer"}}) {
+    INFO(option);
+    const Run r = run(chat + model + " " + option);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.err + r.out, Contains(says));
+    CHECK_THAT(r.err + r.out, !Contains("1.79769") && !Contains("At Most"));
+  }
+  const std::string complete = std::string(LLAMA3_COMPLETE_TOOL) + " --model " + chat_model().string() +
+                               " --max-gen-len 4 --threads 1";
+  for (const std::string option : {"--temperature inf", "--top-p 2", "--top-p -1", "--top-p nan", "--seed -1",
+                                   "--max-batch-size 0"}) {
+    INFO(option);
+    const Run r = run(complete + " " + option);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.err + r.out, Contains(option.substr(0, option.find(' ')) + ": "));
+  }
+}
+
+TEST_CASE("llama3-chat's sampling options do what they say", "[cli][chat]") {
+  const std::string base = chat + " --model " + chat_model().string() + " --prompt 'Tell me something.' "
+                           "--max-gen-len 16 --threads 1";
+  const Run greedy = run(base + " --temperature 0");
+  const Run top1 = run(base + " --temperature 1.5 --top-k 1 --seed 3");  // one candidate left: greedy
+  const Run min1 = run(base + " --temperature 1.5 --min-p 1 --seed 4");   // only the best has p >= 1 x the best's
+  const Run a = run(base + " --temperature 1.5 --top-p 1 --seed 1"), b = run(base + " --temperature 1.5 --top-p 1 --seed 2");
+  for (const Run* r : {&greedy, &top1, &min1, &a, &b}) {
+    REQUIRE(r->status == 0);
+    REQUIRE(r->out.size() > 1);
+  }
+  CHECK(top1.out == greedy.out);
+  CHECK(min1.out == greedy.out);
+  CHECK(a.out != b.out);  // a random model at temperature 1.5 over 128k tokens: two seeds, two replies
+  CHECK(a.out != greedy.out);
+
+  Llama<> llama = Llama<>::build(chat_model(), "", 2048, 1);
+  GenerateOptions o;
+  o.sampling.temperature = 1.5f;
+  o.sampling.top_p = 1.0f;
+  o.sampling.repetition_penalty = 1.3f;
+  o.sampling.seed = 1;
+  const auto expected = llama.chat_completion({{{Role::user, "Tell me something."}}}, 16, o);
+  const Run penalised = run(base + " --temperature 1.5 --top-p 1 --repeat-penalty 1.3 --seed 1");
+  REQUIRE(penalised.status == 0);
+  CHECK(penalised.out == expected[0].generation.content + "\n");
+}
+
 TEST_CASE("llama3-chat drops the oldest turns when the conversation outgrows the context, and says so", "[cli][chat]") {
   Pty pty({chat, "--model", chat_model().string(), "--temperature", "0", "--max-seq-len", "128", "--max-gen-len", "24",
            "--system", "You are a pirate.", "--threads", "1"});
@@ -230,8 +319,13 @@ TEST_CASE("llama3-chat --dialog and --prompt print the reply of chat_completion 
 
   // The same seed gives the same sampled reply, with prompt lookup too.
   const std::string sampled = chat + " --model " + chat_model().string() + " --prompt Hi --seed 9 --max-gen-len 12";
-  CHECK(run(sampled).out == run(sampled).out);
-  CHECK(run(sampled + " --lookup 5").out == run(sampled).out);
+  const Run once = run(sampled), again = run(sampled), looked_up = run(sampled + " --lookup 5");
+  REQUIRE(once.status == 0);
+  REQUIRE(again.status == 0);
+  REQUIRE(looked_up.status == 0);
+  REQUIRE(once.out.size() > 1);
+  CHECK(again.out == once.out);
+  CHECK(looked_up.out == once.out);
   const Run lookup = run(chat + " --model " + chat_model().string() + " --system 'Be brief.' --prompt 'What is the "
                          "capital of France?' --temperature 0 --max-gen-len 20 --threads 1 --lookup 7");
   CHECK(lookup.out == r.out);
@@ -271,12 +365,27 @@ TEST_CASE("llama3-chat and llama3-complete reject a missing or broken model fold
   CHECK_THAT(help.out, Contains("--max-seq-len") && Contains("/reset"));
 }
 
-TEST_CASE("llama3-complete runs Meta's example prompts", "[cli]") {
-  const Run r = run(std::string(LLAMA3_COMPLETE_TOOL) + " --model " + chat_model().string() +
-                    " --max-gen-len 8 --temperature 0 --threads 1");
-  REQUIRE(r.status == 0);
-  CHECK_THAT(r.out, Contains("I believe the meaning of life is\n> ") && Contains("cheese =>\n> ") &&
-                        Contains("=================================="));
+TEST_CASE("llama3-complete runs Meta's example prompts, as text_completion completes them", "[cli]") {
+  for (const std::string sampling : {"--temperature 0", "--temperature 0.8 --top-p 0.5 --seed 7"}) {
+    INFO(sampling);
+    const Run r = run(std::string(LLAMA3_COMPLETE_TOOL) + " --model " + chat_model().string() +
+                      " --max-gen-len 8 --threads 1 " + sampling);
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.out, Contains("I believe the meaning of life is\n> ") && Contains("cheese =>\n> ") &&
+                          Contains("=================================="));
+    // The same completions from the library, with the tool's defaults (max_seq_len 128, 4 rows).
+    Llama<> llama = Llama<>::build(chat_model(), "", 128, 4, sampling.find("seed") != std::string::npos ? 7 : 1);
+    const bool greedy = sampling == "--temperature 0";
+    const auto got = llama.text_completion({"I believe the meaning of life is",
+                                            "Simply put, the theory of relativity states that ",
+                                            "A brief message congratulating the team on the launch:\n\n        Hi "
+                                            "everyone,\n\n        I just ",
+                                            "Translate English to French:\n\n        sea otter => loutre de mer\n"
+                                            "        peppermint => menthe poivrée\n        plush girafe => girafe "
+                                            "peluche\n        cheese =>"},
+                                           greedy ? 0.0f : 0.8f, greedy ? 0.9f : 0.5f, 8);
+    for (const auto& c : got) CHECK_THAT(r.out, Contains("\n> " + c.generation + "\n\n=="));
+  }
 }
 
 TEST_CASE("the README's chat program runs and says what the library's session says", "[cli][chat]") {

@@ -111,14 +111,17 @@ TEST_CASE("logprobs are the log-softmax of the logits at each step, and echo ret
     // One prefill of the whole sequence, without the KV cache's step-by-step path.
     const Tensor<float> all = reference.forward(seq, 0, Logits::all);
     for (std::size_t t = 1; t < seq.size(); ++t) {
-      const double expected = log_softmax_at(all.data() + (t - 1) * vocab, vocab, seq[t]);
+      const float* row = all.data() + (t - 1) * vocab;
+      const double expected = log_softmax_at(row, vocab, seq[t]);
       worst = std::max(worst, std::fabs(expected - echoed.logprobs[k][t]));
+      if (t >= prompts[k].size()) {  // greedy picks the most probable token: its logprob is the row's maximum
+        const auto best = static_cast<TokenId>(std::max_element(row, row + vocab) - row);
+        CHECK(echoed.logprobs[k][t] == Approx(log_softmax_at(row, vocab, best)).margin(1e-4));
+      }
     }
     // Without echo: the generated tokens and their logprobs only, the same values.
     CHECK(plain.tokens[k] == std::vector<TokenId>(seq.begin() + static_cast<std::ptrdiff_t>(prompts[k].size()), seq.end()));
     CHECK(plain.logprobs[k] == std::vector<float>(echoed.logprobs[k].end() - n, echoed.logprobs[k].end()));
-    // Greedy picks the most probable token, so each generated token's logprob is the row's maximum.
-    for (const float lp : plain.logprobs[k]) CHECK(lp <= 0.0f);
   }
   CHECK(worst < 1e-4);
 }
@@ -375,11 +378,11 @@ TEST_CASE("a chat session prefills only the new turn, and its logits equal a ful
   // Every step, first turn and second, against one prefill of its whole context in a fresh model.
   Transformer<> fresh(synthetic_checkpoint<float>(small_params(160, 1), 11), 1);
   double worst = 0;
+  REQUIRE(steps.size() == static_cast<std::size_t>(first.generated_tokens + second.generated_tokens));
   for (const Step& s : steps) {
     const Tensor<float> logits = fresh.forward(s.context, 0, Logits::last);
     worst = std::max(worst, max_abs_diff(logits.data(), s.logits));
   }
-  CHECK(steps.size() == static_cast<std::size_t>(first.generated_tokens + second.generated_tokens));
   CHECK(worst < 1e-4);
 
   // Overflow: turns until the dialog passes max_seq_len; the oldest messages go, the system message stays.
@@ -395,7 +398,10 @@ TEST_CASE("a chat session prefills only the new turn, and its logits equal a ful
   CHECK(session.dialog().front().content == "You are terse.");
   // The re-prefilled dialog still gives the logits of a full recompute.
   steps.clear();
-  session.say("Last one.", sampling);
+  TurnStats last;
+  session.say("Last one.", sampling, &last);
+  REQUIRE(last.generated_tokens > 0);
+  REQUIRE(steps.size() == static_cast<std::size_t>(last.generated_tokens));
   for (const Step& s : steps) {
     const Tensor<float> logits = fresh.forward(s.context, 0, Logits::last);
     worst = std::max(worst, max_abs_diff(logits.data(), s.logits));
@@ -408,6 +414,8 @@ TEST_CASE("a chat session prefills only the new turn, and its logits equal a ful
   steps.clear();
   session.say("And now?", sampling, &after);
   CHECK(after.reused_tokens == 0);
+  REQUIRE(after.generated_tokens > 0);
+  REQUIRE(steps.size() == static_cast<std::size_t>(after.generated_tokens));
   for (const Step& s : steps) {
     const Tensor<float> logits = fresh.forward(s.context, 0, Logits::last);
     worst = std::max(worst, max_abs_diff(logits.data(), s.logits));
@@ -422,4 +430,14 @@ TEST_CASE("a chat session prefills only the new turn, and its logits equal a ful
   for (int i = 0; i < 200; ++i) huge += "word ";
   CHECK_THROWS_WITH(session.say(huge, sampling), Catch::Contains("cannot fit max_seq_len 160"));
   CHECK(session.dialog().size() == before.size());
+  // So is text that is not UTF-8, and sampling parameters that make no sense; the next turn goes on from here.
+  CHECK_THROWS_WITH(session.say("caf\xe9", sampling), Catch::Contains("invalid UTF-8"));
+  SamplingParams nan_top_p = sampling;
+  nan_top_p.top_p = std::nanf("");
+  CHECK_THROWS_WITH(session.say("Hi", nan_top_p), Catch::Contains("top_p"));
+  CHECK(session.dialog().size() == before.size());
+  TurnStats next;
+  session.say("Hi", sampling, &next);
+  CHECK(session.dialog().size() == before.size() + 2);
+  CHECK(next.generated_tokens > 0);
 }

@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <string>
 #include <set>
 #include <vector>
 
@@ -201,4 +203,39 @@ TEST_CASE("a seed fixes the draws, and another seed gives others", "[sampler]") 
   // The generator's stream is ours (splitmix64), not the standard library's: fixed on every platform.
   Rng rng(0);
   CHECK(rng.next() == 0xE220A8397B1DCDAFull);
+}
+
+TEST_CASE("sampling parameters that make no sense are Errors naming the field, NaN included", "[sampler][errors]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const auto with = [](auto set) {
+    SamplingParams p;
+    set(p);
+    return p;
+  };
+  CHECK_NOTHROW(SamplingParams{}.validate());
+  CHECK_NOTHROW(with([](SamplingParams& p) { p.temperature = 0; p.top_p = 1; p.min_p = 1; p.top_k = 5; }).validate());
+  CHECK_NOTHROW(with([&](SamplingParams& p) { p.logit_bias[3] = -inf; }).validate());  // -inf forbids a token
+  const std::vector<std::pair<SamplingParams, std::string>> bad = {
+      {with([&](SamplingParams& p) { p.temperature = nan; }), "temperature = nan"},
+      {with([&](SamplingParams& p) { p.temperature = inf; }), "temperature = inf"},
+      {with([&](SamplingParams& p) { p.temperature = -0.5f; }), "temperature = -0.5"},
+      {with([&](SamplingParams& p) { p.top_p = nan; }), "top_p = nan"},
+      {with([&](SamplingParams& p) { p.top_p = 0; }), "top_p = 0"},
+      {with([&](SamplingParams& p) { p.top_p = 2; }), "top_p = 2"},
+      {with([&](SamplingParams& p) { p.top_p = -1; }), "top_p = -1"},
+      {with([&](SamplingParams& p) { p.min_p = nan; }), "min_p = nan"},
+      {with([&](SamplingParams& p) { p.min_p = 1.5f; }), "min_p = 1.5"},
+      {with([&](SamplingParams& p) { p.top_k = -1; }), "top_k = -1"},
+      {with([&](SamplingParams& p) { p.repetition_penalty = 0; }), "repetition_penalty = 0"},
+      {with([&](SamplingParams& p) { p.repetition_penalty = nan; }), "repetition_penalty = nan"},
+      {with([&](SamplingParams& p) { p.presence_penalty = inf; }), "presence_penalty = inf"},
+      {with([&](SamplingParams& p) { p.frequency_penalty = nan; }), "frequency_penalty = nan"},
+      {with([&](SamplingParams& p) { p.penalty_last_n = -2; }), "penalty_last_n = -2"},
+      {with([&](SamplingParams& p) { p.logit_bias[7] = nan; }), "logit_bias[7] = nan"},
+      {with([&](SamplingParams& p) { p.logit_bias[7] = inf; }), "logit_bias[7] = inf"}};
+  for (const auto& [p, says] : bad) {
+    INFO(says);
+    CHECK_THROWS_WITH(p.validate(), Catch::Contains(says));
+    CHECK_THROWS_WITH(SamplerChain::from(p), Catch::Contains(says));  // every chain goes through it
+  }
 }
