@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -404,4 +405,32 @@ TEST_CASE("llama3-chat --quantize q8_0 chats with the quantized model", "[cli][c
                     "--quantize q8_0 --threads 1");
   REQUIRE(r.status == 0);
   CHECK(r.out.size() > 1);
+}
+
+// A Hugging Face folder as published: config.json, model.safetensors and the checkpoint's own tokenizer.json (the
+// real one, which scripts/setup.sh fetches). Hidden from the default run ([.]): tests/CMakeLists.txt registers it
+// on its own, so that ctest reports it skipped, not passed, where the file is missing.
+TEST_CASE("Llama::build and llama3-chat find a checkpoint's own tokenizer.json in its folder",
+          "[.][cli][chat][hf_tokenizer_json]") {
+  const fs::path json = test::hf_tokenizer_json_path();
+  if (!fs::exists(json)) {
+    std::cout << "skipped: no " << json << " (scripts/setup.sh fetches it with npm)\n";
+    return;
+  }
+  const fs::path dir = test::temp_dir("hf-folder");
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(chat_model() / f, dir / f);
+  fs::copy_file(json, dir / "tokenizer.json");
+  CHECK(find_tokenizer(dir) == dir / "tokenizer.json");
+  Llama<> hf = Llama<>::build(dir, "", 512, 1);
+  Llama<> meta = Llama<>::build(chat_model(), "", 512, 1);  // the same weights beside Meta's tokenizer.model
+  const Dialog d = {{Role::system, "Be brief."}, {Role::user, "Où est la gare ? 🚉 Answer in 3 words."}};
+  CHECK(hf.formatter().encode_dialog_prompt(d) == meta.formatter().encode_dialog_prompt(d));
+  GenerateOptions o;
+  o.sampling.temperature = 0;
+  const std::string expected = meta.chat_completion({d}, 16, o)[0].generation.content;
+  CHECK(hf.chat_completion({d}, 16, o)[0].generation.content == expected);
+  const Run r = run(chat + " --model " + dir.string() + " --system 'Be brief.' --prompt 'Où est la gare ? 🚉 Answer "
+                    "in 3 words.' --temperature 0 --max-gen-len 16 --threads 1");
+  REQUIRE(r.status == 0);
+  CHECK(r.out == expected + "\n");
 }

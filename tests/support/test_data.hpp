@@ -1,6 +1,7 @@
 #pragma once
 // Shared helpers for the tests: the fixture files, the tokenizer loaded once, and random text.
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -47,6 +48,12 @@ inline std::string from_hex(std::string_view hex) {
   const auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2) out += static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
   return out;
+}
+
+// A real Llama 3 tokenizer.json: $LLAMA3_HF_TOKENIZER_JSON, else where scripts/setup.sh puts it (may not exist).
+inline std::filesystem::path hf_tokenizer_json_path() {
+  if (const char* p = std::getenv("LLAMA3_HF_TOKENIZER_JSON")) return p;
+  return LLAMA3_HF_TOKENIZER_JSON;
 }
 
 // The split pattern through PCRE2: the reference the fast splitter is tested against.
