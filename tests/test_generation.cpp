@@ -441,3 +441,21 @@ TEST_CASE("a chat session prefills only the new turn, and its logits equal a ful
   CHECK(session.dialog().size() == before.size() + 2);
   CHECK(next.generated_tokens > 0);
 }
+
+TEST_CASE("chat_completion of several dialogs at once gives each dialog's own reply", "[generation][batch]") {
+  Llama<> batch = small_llama(2, 256, 3), alone = small_llama(2, 256, 1);
+  const std::vector<Dialog> dialogs = {
+      {{Role::system, "Always answer in rhyme."}, {Role::user, "I am going to Paris, what should I see?"}},
+      {{Role::user, "Hi!"}},
+      {{Role::user, "What is 2 + 2?"}, {Role::assistant, "4."}, {Role::user, "And times 3?"}}};
+  const auto together = batch.chat_completion(dialogs, 0.0f, 0.9f, 20);
+  REQUIRE(together.size() == 3);
+  for (std::size_t k = 0; k < dialogs.size(); ++k) {
+    INFO("dialog " << k);
+    const auto one = alone.chat_completion({dialogs[k]}, 0.0f, 0.9f, 20);
+    CHECK(together[k].generation.role == Role::assistant);
+    CHECK(together[k].generation.content == one[0].generation.content);
+    CHECK(!together[k].generation.content.empty());
+  }
+  CHECK(together[0].generation.content != together[1].generation.content);  // each row its own
+}

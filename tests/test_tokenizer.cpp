@@ -283,3 +283,31 @@ TEST_CASE("StreamDecoder hands out complete characters", "[tokenizer][stream]") 
     }
   }
 }
+
+TEST_CASE("all 256 special tokens decode to their names, under Llama 3's names and Llama 3.1's", "[tokenizer][special]") {
+  const MappedFile file(test::data_path("tokenizer.model"));
+  for (const SpecialTokenNames names : {SpecialTokenNames::llama3, SpecialTokenNames::llama3_1}) {
+    const Tokenizer tok = Tokenizer::from_tiktoken(file.bytes(), "tokenizer.model", names);
+    const std::vector<std::string> expected = special_token_names(names);
+    REQUIRE(expected.size() == 256);
+    REQUIRE(tok.n_words() == 128256);
+    for (TokenId id = 128000; id < 128256; ++id) {
+      const std::string& name = expected[static_cast<std::size_t>(id - 128000)];
+      INFO(name);
+      CHECK(tok.decode({id}) == name);
+      CHECK(tok.special_id(name) == id);
+      // As text they are plain text; allowed, one token each.
+      CHECK(tok.encode(name, false, false, SpecialSet::all()) == std::vector<TokenId>{id});
+      CHECK(tok.encode(name, false, false).size() > 1);
+    }
+    // The stop tokens of each: Llama 3.1 adds <|eom_id|> (Meta's llama-models names).
+    CHECK(tok.stop_tokens().size() == (names == SpecialTokenNames::llama3_1 ? 3u : 2u));
+  }
+  const Tokenizer t3 = Tokenizer::from_tiktoken(file.bytes(), "", SpecialTokenNames::llama3);
+  const Tokenizer t31 = Tokenizer::from_tiktoken(file.bytes(), "", SpecialTokenNames::llama3_1);
+  CHECK(t3.decode({128008}) == "<|reserved_special_token_4|>");
+  CHECK(t31.decode({128008}) == "<|eom_id|>");
+  CHECK(t31.decode({128010}) == "<|python_tag|>");
+  CHECK(t3.decode({128255}) == "<|reserved_special_token_250|>");
+  CHECK(t31.decode({128255}) == "<|reserved_special_token_246|>");  // 2 + (256 - 11) - 1
+}
