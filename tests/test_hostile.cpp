@@ -202,6 +202,46 @@ TEST_CASE("a GGUF metadata array nobody reads costs no memory", "[hostile][gguf]
   if (!sanitized) CHECK(r.peak_growth < (std::uint64_t{8} << 20));
 }
 
+TEST_CASE("a GGUF of many tiny tensors or metadata pairs takes a few times its size, no more", "[hostile][gguf]") {
+  for (const bool tensors : {true, false}) {
+    INFO((tensors ? "tensors" : "metadata"));
+    std::string g = "GGUF";
+    const auto put = [&](auto v) { g.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    const auto str = [&](const std::string& x) {
+      put(std::uint64_t{x.size()});
+      g += x;
+    };
+    constexpr int n = 200000;
+    put(std::uint32_t{3});
+    put(std::uint64_t{tensors ? n : 0u});
+    put(std::uint64_t{tensors ? 1u : n + 1u});
+    str("general.alignment");
+    put(std::uint32_t{4});
+    put(std::uint32_t{1});
+    for (int i = 0; i < n; ++i) {
+      str(std::to_string(i));
+      if (tensors) {  // one F32 value each, packed (alignment 1)
+        put(std::uint32_t{1});
+        put(std::uint64_t{1});
+        put(std::uint32_t{0});
+        put(std::uint64_t{4} * static_cast<std::uint64_t>(i));
+      } else {
+        put(std::uint32_t{0});  // a u8
+        g += '\1';
+      }
+    }
+    if (tensors) g += std::string(4u * n, '\0');
+    const ChildResult r = run_in_child([&] {
+      const io::GgufFile f = io::read_gguf(g, nullptr, "many.gguf");
+      if ((tensors ? f.tensors.size() : f.metadata.size() - 1) != static_cast<std::size_t>(n)) throw Error("wrong count");
+    });
+    REQUIRE_FALSE(r.timed_out);
+    CHECK_FALSE(r.threw);
+    INFO(g.size() << " bytes: peak growth " << r.peak_growth);
+    if (!sanitized) CHECK(r.peak_growth < 6 * g.size() + (std::uint64_t{4} << 20));  // measured: 4.5x
+  }
+}
+
 TEST_CASE("a named pipe, a folder or a device where a file should be is an Error, at once", "[hostile][files]") {
   const fs::path model = small_hf_model();
   const auto copy = [&](const std::string& tag) {

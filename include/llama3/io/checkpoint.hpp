@@ -95,7 +95,7 @@ inline void fill_weights(TensorMap& map, const ModelParams& p, WeightFormat form
     }
     const RawTensor& r = it->second;
     if (!(r.shape == slot.shape)) {
-      throw Error(r.file, r.offset,
+      throw Error(r.file(), r.offset,
                   "tensor " + name + " has shape " + r.shape.str() + ", expected " + slot.shape.str() +
                       detail::cat(" (dim ", p.dim, ", n_heads ", p.n_heads, ", n_kv_heads ", p.n_kv_heads,
                                   ", hidden ", p.ffn_hidden_dim(), ", vocab ", p.vocab_size, ")"));
@@ -119,7 +119,7 @@ inline void fill_weights(TensorMap& map, const ModelParams& p, WeightFormat form
     // A tied Hugging Face checkpoint may still carry lm_head; it duplicates the embeddings and is not read.
     if (p.tie_embeddings && format == WeightFormat::hf && name == "lm_head.weight") continue;
     if (!p.tie_embeddings && format == WeightFormat::meta && name == "output.weight") continue;
-    throw Error(r.file, r.offset, "unexpected tensor " + name + " " + r.shape.str() +
+    throw Error(r.file(), r.offset, "unexpected tensor " + name + " " + r.shape.str() +
                                       ": not part of a Llama 3 model with these params");
   }
 }
@@ -147,19 +147,19 @@ inline TensorMap merge_meta_shards(std::vector<TensorMap>& shards, const std::st
     if (shard_dim < 0) {  // replicated (norms) or unknown (reported later as unexpected): shard 0's copy
       for (const RawTensor* t : parts) {
         if (!(t->shape == first.shape) || t->dtype != first.dtype) {
-          throw Error(t->file, t->offset, "replicated tensor " + name + " differs in shape or dtype between shards");
+          throw Error(t->file(), t->offset, "replicated tensor " + name + " differs in shape or dtype between shards");
         }
       }
       out.emplace(name, first);
       continue;
     }
     Shape merged = first.shape;
-    if (merged.rank() != 2) throw Error(first.file, first.offset, "tensor " + name + " should be 2-d");
+    if (merged.rank() != 2) throw Error(first.file(), first.offset, "tensor " + name + " should be 2-d");
     merged[shard_dim] = 0;
     for (const RawTensor* t : parts) {
       const int other = 1 - shard_dim;
       if (t->dtype != first.dtype || t->shape.rank() != 2 || t->shape[other] != first.shape[other]) {
-        throw Error(t->file, t->offset, "shard of " + name + " has shape " + t->shape.str() + " and dtype " +
+        throw Error(t->file(), t->offset, "shard of " + name + " has shape " + t->shape.str() + " and dtype " +
                                             std::string(dtype_name(t->dtype)) + "; shard 0 has " +
                                             first.shape.str() + " " + std::string(dtype_name(first.dtype)));
       }
@@ -187,7 +187,7 @@ inline TensorMap merge_meta_shards(std::vector<TensorMap>& shards, const std::st
     r.shape = merged;
     r.data = static_cast<const std::byte*>(buffer.get());
     r.owner = std::move(buffer);
-    r.file = source + " (merged shards)";
+    r.source = std::make_shared<const std::string>(source + " (merged shards)");
     out.emplace(name, std::move(r));
     if (progress) progress({"merging shards", ++done, names.size()});
   }
@@ -354,13 +354,13 @@ inline Checkpoint load_gguf(const std::filesystem::path& path, const LoadOptions
   if (const auto it = g.tensors.find("rope_freqs.weight"); it != g.tensors.end()) {
     const RawTensor& r = it->second;
     if (r.dtype != DType::f32 || r.shape.rank() != 1 || r.shape[0] != c.params.head_dim() / 2) {
-      throw Error(r.file, r.offset, detail::cat("rope_freqs.weight must be float32 of head_dim / 2 = ",
+      throw Error(r.file(), r.offset, detail::cat("rope_freqs.weight must be float32 of head_dim / 2 = ",
                                                 c.params.head_dim() / 2, " values"));
     }
     c.rope_freqs.resize(static_cast<std::size_t>(r.shape[0]));
     std::memcpy(c.rope_freqs.data(), r.data, r.bytes());
     for (const float d : c.rope_freqs) {
-      if (!(d > 0) || !std::isfinite(d)) throw Error(r.file, r.offset, "rope_freqs.weight holds a non-positive divisor");
+      if (!(d > 0) || !std::isfinite(d)) throw Error(r.file(), r.offset, "rope_freqs.weight holds a non-positive divisor");
     }
     c.params.use_scaled_rope = true;
     g.tensors.erase(it);

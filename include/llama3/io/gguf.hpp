@@ -295,20 +295,19 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
     g.alignment = a->u;
   }
 
-  struct Info {
-    std::string_view name;
-    Shape shape;
-    DType dtype;
-    std::uint64_t offset, bytes, at;
+  // The table goes straight into g.tensors (their data pointers set once the data's start is known); `order`
+  // keeps the declaration order, which the layout check needs, at 16 bytes a tensor.
+  struct Declared {
+    std::pair<const std::string, RawTensor>* tensor;
+    std::uint64_t at;  // where its info starts, for errors
   };
-  std::vector<Info> infos;
-  infos.reserve(static_cast<std::size_t>(n_tensors));
+  std::vector<Declared> order;
+  order.reserve(static_cast<std::size_t>(n_tensors));
+  const auto source_name = std::make_shared<const std::string>(source);
   for (std::uint64_t t = 0; t < n_tensors; ++t) {
     const std::uint64_t at = r.pos();
-    Info info;
-    info.at = at;
-    info.name = r.string("a tensor name");
-    const auto bad = [&](const std::string& what) { r.fail(at, "tensor " + detail::quote(info.name, 120) + ": " + what); };
+    const std::string_view name = r.string("a tensor name");
+    const auto bad = [&](const std::string& what) { r.fail(at, "tensor " + detail::quote(name, 120) + ": " + what); };
     const auto n_dims = r.read<std::uint32_t>("a tensor's dimension count");
     if (n_dims == 0 || n_dims > static_cast<std::uint32_t>(max_tensor_rank)) bad(detail::cat(n_dims, " dimensions: 1 to 4 are read"));
     std::uint64_t ne[max_tensor_rank];
@@ -316,6 +315,7 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
       ne[d] = r.read<std::uint64_t>("a tensor's dimensions");
       if (ne[d] == 0 || ne[d] > (std::uint64_t{1} << 40)) bad(detail::cat("dimension ", d, " is ", ne[d]));
     }
+    RawTensor info;
     for (std::uint32_t d = n_dims; d-- > 0;) info.shape.push_back(static_cast<std::int64_t>(ne[d]));  // outermost first
     const auto type = r.read<std::uint32_t>("a tensor's type");
     const auto dtype = ggml_dtype(type);
@@ -332,9 +332,12 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
     if (!io_detail::checked_numel(info.shape, 1, blocks)) bad("shape " + info.shape.str() + " is absurd");
     blocks /= static_cast<std::uint64_t>(block);
     if (blocks > (std::uint64_t{1} << 50) / dtype_block_bytes(info.dtype)) bad("shape " + info.shape.str() + " is absurd");
-    info.bytes = blocks * dtype_block_bytes(info.dtype);
-    info.offset = r.read<std::uint64_t>("a tensor's offset");
-    infos.push_back(std::move(info));
+    info.offset = r.read<std::uint64_t>("a tensor's offset");  // from the data's start, until the data is found
+    info.owner = owner;
+    info.source = source_name;
+    const auto [it, fresh] = g.tensors.emplace(std::string(name), std::move(info));
+    if (!fresh) bad("appears twice");
+    order.push_back({&*it, at});
   }
   g.data_offset = (r.pos() + g.alignment - 1) / g.alignment * g.alignment;
   if (n_tensors > 0 && g.data_offset > bytes.size()) r.fail(r.pos(), "the file ends before the tensor data");
@@ -342,35 +345,26 @@ inline GgufFile read_gguf(std::string_view bytes, std::shared_ptr<const void> ow
 
   // Each tensor where the one before it ends, rounded up to the alignment (all sizes are under 2^50 bytes).
   std::uint64_t expected = 0, end = 0;
-  for (const Info& info : infos) {
-    if (info.offset != expected) {
-      r.fail(info.at, detail::cat("tensor ", detail::quote(info.name, 120), " has offset ", info.offset, ", expected ",
-                                  expected, " (the end of the tensor before it, aligned to ", g.alignment,
-                                  "): the tensors must follow one another, so a type or shape before it disagrees "
-                                  "with its bytes"));
+  for (const Declared& d : order) {
+    const std::string& name = d.tensor->first;
+    RawTensor& t = d.tensor->second;
+    if (t.offset != expected) {
+      r.fail(d.at, detail::cat("tensor ", detail::quote(name, 120), " has offset ", t.offset, ", expected ", expected,
+                               " (the end of the tensor before it, aligned to ", g.alignment, "): the tensors must "
+                               "follow one another, so a type or shape before it disagrees with its bytes"));
     }
-    if (info.bytes > data_size - std::min(data_size, info.offset)) {
-      r.fail(info.at, detail::cat("tensor ", detail::quote(info.name, 120), ": its ", info.bytes, " bytes at offset ",
-                                  info.offset, " run past the end of the data (", data_size, " bytes)"));
+    if (t.bytes() > data_size - std::min(data_size, t.offset)) {
+      r.fail(d.at, detail::cat("tensor ", detail::quote(name, 120), ": its ", t.bytes(), " bytes at offset ", t.offset,
+                               " run past the end of the data (", data_size, " bytes)"));
     }
-    end = info.offset + info.bytes;
+    end = t.offset + t.bytes();
     expected = (end + g.alignment - 1) / g.alignment * g.alignment;
+    t.data = reinterpret_cast<const std::byte*>(bytes.data()) + g.data_offset + t.offset;
+    t.offset += g.data_offset;  // now from the start of the file
   }
   if (n_tensors > 0 && data_size > std::max(end, expected)) {
     r.fail(g.data_offset + end, detail::cat(data_size - expected, " bytes after the last tensor's data: the tensor "
                                             "table does not account for the file (a type or shape is wrong)"));
-  }
-  for (const Info& info : infos) {
-    RawTensor t;
-    t.dtype = info.dtype;
-    t.shape = info.shape;
-    t.data = reinterpret_cast<const std::byte*>(bytes.data()) + g.data_offset + info.offset;
-    t.owner = owner;
-    t.file = source;
-    t.offset = g.data_offset + info.offset;
-    if (!g.tensors.emplace(std::string(info.name), std::move(t)).second) {
-      r.fail(info.at, "tensor " + detail::quote(info.name, 120) + " appears twice");
-    }
   }
   return g;
 }

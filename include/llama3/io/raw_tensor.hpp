@@ -19,8 +19,13 @@ struct RawTensor {
   Shape shape;
   const std::byte* data = nullptr;
   std::shared_ptr<const void> owner;
-  std::string file;         // for errors
-  std::uint64_t offset = 0;  // byte offset of the data in `file`
+  std::shared_ptr<const std::string> source;  // the file's name, for errors: one string for all its tensors
+  std::uint64_t offset = 0;                   // byte offset of the data in the file
+
+  const std::string& file() const noexcept {
+    static const std::string unknown;
+    return source ? *source : unknown;
+  }
 
   // Quantized tensors (GGUF) count elements in the shape and store blocks along the last dimension.
   std::size_t bytes() const noexcept {

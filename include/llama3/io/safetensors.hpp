@@ -55,6 +55,7 @@ inline TensorMap read_safetensors(std::string_view bytes, std::shared_ptr<const 
   if (root.get_object().get(tensors)) fail(8, "the JSON header is not an object");
 
   TensorMap out;
+  const auto source_name = std::make_shared<const std::string>(source);
   struct Span {
     std::uint64_t begin, end;
     std::string_view name;
@@ -98,7 +99,7 @@ inline TensorMap read_safetensors(std::string_view bytes, std::shared_ptr<const 
     t.shape = shape;
     t.data = reinterpret_cast<const std::byte*>(bytes.data() + data_start + begin);
     t.owner = owner;
-    t.file = source;
+    t.source = source_name;
     t.offset = data_start + begin;
     if (!out.emplace(name, std::move(t)).second) bad("named twice");
   }

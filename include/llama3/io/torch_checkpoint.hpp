@@ -39,6 +39,7 @@ inline TensorMap read_torch_checkpoint(std::string_view bytes, std::shared_ptr<c
     throw Error(source, pkl->offset, "data.pkl holds no dict of tensors: not a state dict");
   }
   TensorMap out;
+  const auto source_name = std::make_shared<const std::string>(source);
   // A storage may back several tensors (tied or sliced weights), always as the same type: one read both as float32
   // and as float16 would be two tensors overlapping in the same bytes.
   struct Storage {
@@ -93,7 +94,7 @@ inline TensorMap read_torch_checkpoint(std::string_view bytes, std::shared_ptr<c
     r.offset = entry->second.offset + static_cast<std::uint64_t>(t.offset) * element;
     r.data = reinterpret_cast<const std::byte*>(bytes.data() + r.offset);
     r.owner = owner;
-    r.file = source;
+    r.source = source_name;
     if (!out.emplace(name, std::move(r)).second) bad("named twice");
   }
   return out;
