@@ -214,10 +214,14 @@ private:
         }
       }
     }
+    // Tasks head by head, then row by row: consecutive tasks read the same KV head's cache, which stays in cache
+    // for the next row. Row by row through every head, each row read the whole layer's keys and values (4 KB a
+    // position for the 1B shape), which at 8k positions outgrows the L3: a 16k-token prefill took 5.6x an 8k one.
     const std::size_t tasks = static_cast<std::size_t>(bsz) * seqlen * KV;
     pool_->run(tasks, [&](std::size_t t) {
-      const int g = static_cast<int>(t % KV);
-      const std::int64_t r = static_cast<std::int64_t>(t / KV);
+      const std::int64_t rows = static_cast<std::int64_t>(bsz) * seqlen;
+      const int g = static_cast<int>(static_cast<std::int64_t>(t) / rows);
+      const std::int64_t r = static_cast<std::int64_t>(t) % rows;
       const int b = static_cast<int>(r / seqlen), s = static_cast<int>(r % seqlen);
       const int n_ctx = start_pos + s + 1;  // causal: position start_pos + s sees the cache up to itself
       thread_local std::vector<float> scores;
