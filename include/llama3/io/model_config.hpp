@@ -60,12 +60,18 @@ public:
     if (e->get_double().get(d)) fail(key, "expected a number");
     return d;
   }
-  std::optional<bool> boolean(std::string_view key) const {
+  // The value of `key`, or `fallback` when it is absent or null. (Not optional<bool>::value_or: at -O3 GCC blends
+  // an empty optional's uninitialised payload into the result, which valgrind reports.)
+  bool boolean_or(std::string_view key, bool fallback) const {
     const auto e = get(key);
-    if (!e) return std::nullopt;
+    if (!e) return fallback;
     bool b = false;
     if (e->get_bool().get(b)) fail(key, "expected true or false");
     return b;
+  }
+  double real_or(std::string_view key, double fallback) const {
+    const auto d = real(key);
+    return d ? *d : fallback;
   }
   std::optional<std::string_view> string(std::string_view key) const {
     const auto e = get(key);
@@ -101,10 +107,10 @@ inline ModelParams read_meta_params(std::string_view json, const std::string& so
   if (p.vocab_size <= 0) o.fail("vocab_size", detail::cat(p.vocab_size, ": Llama 3 params.json gives the vocabulary size"));
   p.multiple_of = o.integer("multiple_of") ? o.required_int("multiple_of") : 256;
   p.ffn_dim_multiplier = o.real("ffn_dim_multiplier");
-  p.norm_eps = o.real("norm_eps").value_or(1e-5);
-  p.rope_theta = o.real("rope_theta").value_or(500000.0);
-  p.use_scaled_rope = o.boolean("use_scaled_rope").value_or(false);
-  p.rope_scaling.factor = o.real("rope_scaling_factor").value_or(8.0);
+  p.norm_eps = o.real_or("norm_eps", 1e-5);
+  p.rope_theta = o.real_or("rope_theta", 500000.0);
+  p.use_scaled_rope = o.boolean_or("use_scaled_rope", false);
+  p.rope_scaling.factor = o.real_or("rope_scaling_factor", 8.0);
   p.hidden_dim = 0;  // Meta's rule
   return p;
 }
@@ -114,8 +120,8 @@ inline ModelParams read_hf_config(std::string_view json, const std::string& sour
   const io_detail::JsonObject o(json, source);
   if (const auto t = o.string("model_type"); t && *t != "llama") o.fail("model_type", "\"" + std::string(*t) + "\": expected \"llama\"");
   if (const auto a = o.string("hidden_act"); a && *a != "silu") o.fail("hidden_act", "\"" + std::string(*a) + "\": Llama uses \"silu\"");
-  if (o.boolean("attention_bias").value_or(false)) o.fail("attention_bias", "true: Llama has no biases");
-  if (o.boolean("mlp_bias").value_or(false)) o.fail("mlp_bias", "true: Llama has no biases");
+  if (o.boolean_or("attention_bias", false)) o.fail("attention_bias", "true: Llama has no biases");
+  if (o.boolean_or("mlp_bias", false)) o.fail("mlp_bias", "true: Llama has no biases");
   ModelParams p;
   p.dim = o.required_int("hidden_size");
   p.n_layers = o.required_int("num_hidden_layers");
@@ -125,9 +131,9 @@ inline ModelParams read_hf_config(std::string_view json, const std::string& sour
   p.hidden_dim = o.required_int("intermediate_size");
   // (0 would mean "Meta's rule" to ModelParams, which a Hugging Face config never asks for.)
   if (p.hidden_dim <= 0) o.fail("intermediate_size", detail::cat(p.hidden_dim, ": expected a positive integer"));
-  p.norm_eps = o.real("rms_norm_eps").value_or(1e-6);
-  p.rope_theta = o.real("rope_theta").value_or(10000.0);
-  p.tie_embeddings = o.boolean("tie_word_embeddings").value_or(false);
+  p.norm_eps = o.real_or("rms_norm_eps", 1e-6);
+  p.rope_theta = o.real_or("rope_theta", 10000.0);
+  p.tie_embeddings = o.boolean_or("tie_word_embeddings", false);
   if (const auto hd = o.integer("head_dim"); hd && p.n_heads > 0 && *hd != p.dim / p.n_heads) {
     o.fail("head_dim", detail::cat(*hd, ": Llama's head_dim is hidden_size / num_attention_heads = ", p.dim / p.n_heads));
   }
